@@ -1,0 +1,20 @@
+//! The vocabulary every Sluice process shares: what a pipe and a destination
+//! are, which values are valid, how big a replica is and which state changes
+//! are allowed. Nothing here performs I/O, so all of it is tested without a
+//! server.
+
+pub mod destination;
+pub mod secret;
+pub mod settings;
+pub mod size;
+pub mod spec;
+pub mod state;
+pub mod validate;
+
+pub use destination::{DestinationPatch, DestinationSpec};
+pub use secret::Secret;
+pub use settings::PipeSettings;
+pub use size::ReplicaSize;
+pub use spec::*;
+pub use state::{Command, InvalidTransition, Observation, PipeState, Transition};
+pub use validate::{FieldError, Validation};

@@ -47,7 +47,9 @@ pub struct DestinationPatch {
 }
 
 impl DestinationSpec {
-    pub const PASSWORD_SLOT: &'static str = "password";
+    pub fn secret_slots(&mut self) -> Vec<crate::spec::SecretSlot<'_>> {
+        vec![("password", &mut self.password)]
+    }
 
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut v = Validation::new();

@@ -12,7 +12,7 @@ pub mod state;
 pub mod validate;
 
 pub use destination::{DestinationPatch, DestinationSpec};
-pub use secret::Secret;
+pub use secret::{Secret, SecretBag};
 pub use settings::PipeSettings;
 pub use size::ReplicaSize;
 pub use spec::*;

@@ -50,3 +50,69 @@ impl PartialSchema for Secret {
 }
 
 impl ToSchema for Secret {}
+
+/// The secrets of one pipe or destination, keyed by their slot name (see
+/// `PipeSpec::secret_slots`). The store seals the whole bag as one encrypted
+/// value; this type only moves secrets between a spec and the bag.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SecretBag(std::collections::BTreeMap<String, Secret>);
+
+impl SecretBag {
+    /// Moves every secret out of the slots, leaving them empty.
+    pub fn take_from<'a>(slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>) -> Self {
+        let mut bag = Self::default();
+        for (name, slot) in slots {
+            if let Some(secret) = slot.take() {
+                bag.0.insert(name.to_owned(), secret);
+            }
+        }
+        bag
+    }
+
+    /// Puts secrets back into the slots that exist and are empty; a secret
+    /// whose slot no longer exists (credentials removed) is dropped.
+    pub fn fill<'a>(&self, slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>) {
+        for (name, slot) in slots {
+            if slot.is_none() {
+                *slot = self.0.get(name).cloned();
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, secret: Secret) {
+        self.0.insert(name.into(), secret);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bag_moves_secrets_out_and_back() {
+        let mut a = Some(Secret::new("one"));
+        let mut b: Option<Secret> = None;
+        let bag = SecretBag::take_from([("a", &mut a), ("b", &mut b)]);
+        assert!(a.is_none());
+        assert_eq!(bag.iter().count(), 1);
+
+        let mut a2 = Some(Secret::new("newer"));
+        let mut b2 = None;
+        bag.fill([("a", &mut a2), ("b", &mut b2)]);
+        assert_eq!(a2.unwrap().expose(), "newer", "a newer secret wins");
+        assert!(b2.is_none());
+
+        let mut a3 = None;
+        bag.fill([("a", &mut a3)]);
+        assert_eq!(a3.unwrap().expose(), "one");
+        assert_eq!(format!("{bag:?}"), r#"SecretBag({"a": Secret(***)})"#);
+    }
+}

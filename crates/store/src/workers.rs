@@ -1,0 +1,45 @@
+use uuid::Uuid;
+
+use crate::{Result, Store};
+
+impl Store {
+    /// Registers a worker or refreshes its heartbeat.
+    pub async fn heartbeat_worker(
+        &self,
+        id: Uuid,
+        hostname: &str,
+        millicpu: i32,
+        memory_mib: i64,
+    ) -> Result<()> {
+        sqlx::query!(
+            "INSERT INTO workers (id, hostname, millicpu, memory_mib) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+            id,
+            hostname,
+            millicpu,
+            memory_mib
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn deregister_worker(&self, id: Uuid) -> Result<()> {
+        sqlx::query!("DELETE FROM workers WHERE id = $1", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Workers whose heartbeat is younger than `max_age_secs`.
+    pub async fn live_worker_count(&self, max_age_secs: f64) -> Result<i64> {
+        let count = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "count!" FROM workers
+               WHERE heartbeat_at > now() - make_interval(secs => $1)"#,
+            max_age_secs
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count)
+    }
+}

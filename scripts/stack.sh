@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# Starts and stops Sluice's local stack: a private Postgres, ClickHouse, the
+# tansu Kafka broker, the Kinesis emulator and the Sluice services.
+#
+#   scripts/stack.sh up   [component...]   install what is missing, start (idempotent)
+#   scripts/stack.sh down                  stop what this stack directory started
+#   scripts/stack.sh status
+#
+# Components: postgres clickhouse kafka kinesis services (default: all).
+# Everything lives under $SLUICE_STACK_DIR: data, logs/, pids/. Processes are
+# stopped by the PID recorded when they were started (checked against the
+# process start time, so a recycled PID is never signalled), never by name.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+stack_dir=${SLUICE_STACK_DIR:-$here/.dev}
+cache_dir=${SLUICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}
+pg_port=${SLUICE_PG_PORT:-54320}
+ch_http_port=${SLUICE_CH_HTTP_PORT:-18123}
+ch_tcp_port=${SLUICE_CH_TCP_PORT:-19000}
+kafka_port=${SLUICE_KAFKA_PORT:-19092}
+kinesis_port=${SLUICE_KINESIS_PORT:-14568}
+kinesis_tls_port=${SLUICE_KINESIS_TLS_PORT:-14567}
+api_port=${SLUICE_API_PORT:-8080}
+tansu_version=0.6.0
+kinesis_local_version=0.6.2
+
+logs=$stack_dir/logs
+pids=$stack_dir/pids
+
+say() { printf '%s\n' "stack: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_bin() {
+  local name=$1
+  if command -v "$name" >/dev/null 2>&1; then command -v "$name"
+  elif [ -x "/usr/lib/postgresql/15/bin/$name" ]; then echo "/usr/lib/postgresql/15/bin/$name"
+  else die "$name not found: install PostgreSQL 15 (apt-get install postgresql-15)"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # description, seconds, command...
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@"; do
+    [ $SECONDS -lt $deadline ] || die "$what did not come up within ${seconds}s; see $logs"
+    sleep 0.3
+  done
+}
+
+start_time() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
+
+# running <name>: true when the process recorded for <name> is still the one we started.
+running() {
+  local file=$pids/$1.pid pid started
+  [ -f "$file" ] || return 1
+  read -r pid started <"$file"
+  [ -n "$pid" ] && [ "$(start_time "$pid")" = "$started" ]
+}
+
+# launch <name> <port to check is free> <command...>: start in its own
+# session (so the whole process group can be stopped) and record the PID.
+launch() {
+  local name=$1 port=$2; shift 2
+  if running "$name"; then say "$name already running"; return 0; fi
+  if [ -n "$port" ] && port_open "$port"; then
+    die "port $port (for $name) is taken by a process this stack did not start; set another port (see README)"
+  fi
+  setsid "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+  local pid=$!
+  local started=""
+  for _ in 1 2 3 4 5 6 7 8 9 10; do started=$(start_time "$pid") && [ -n "$started" ] && break; sleep 0.05; done
+  echo "$pid $started" >"$pids/$name.pid"
+  say "$name started (pid $pid, log $logs/$name.log)"
+}
+
+stop_one() {
+  local name=$1 file=$pids/$1.pid pid started
+  [ -f "$file" ] || return 0
+  read -r pid started <"$file"
+  if running "$name"; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do running "$name" || break; sleep 0.2; done
+    if running "$name"; then kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; fi
+    say "$name stopped (pid $pid)"
+  fi
+  rm -f "$file"
+}
+
+# --- Postgres ---------------------------------------------------------------
+postgres_up() {
+  local data=$stack_dir/postgres sock=$stack_dir/postgres-socket
+  local pg_ctl; pg_ctl=$(pg_bin pg_ctl)
+  mkdir -p "$data" "$sock"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$data" "$sock"; chmod 700 "$data"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    as_postgres "$(pg_bin initdb)" -D "$data" -U postgres --auth=trust -E UTF8 >>"$logs/postgres-init.log" 2>&1 \
+      || die "initdb failed; see $logs/postgres-init.log"
+  fi
+  if as_postgres "$pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "postgres already running"
+  else
+    port_open "$pg_port" && die "port $pg_port (for postgres) is taken; set SLUICE_PG_PORT"
+    touch "$logs/postgres.log"
+    [ "$(id -u)" = 0 ] && chown postgres: "$logs/postgres.log"
+    as_postgres "$pg_ctl" -D "$data" -w -t 60 -l "$logs/postgres.log" \
+      -o "-p $pg_port -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
+      || die "postgres did not start; see $logs/postgres.log"
+    say "postgres started on 127.0.0.1:$pg_port"
+  fi
+  if ! psql -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'sluice'" | grep -q 1; then
+    psql -h 127.0.0.1 -p "$pg_port" -U postgres -qc "CREATE DATABASE sluice" >/dev/null
+  fi
+}
+
+postgres_down() {
+  local data=$stack_dir/postgres
+  [ -f "$data/postmaster.pid" ] || return 0
+  as_postgres "$(pg_bin pg_ctl)" -D "$data" -m fast -w stop >/dev/null 2>&1 && say "postgres stopped" || true
+}
+
+# --- ClickHouse (Debian's clickhouse-server) ---------------------------------
+clickhouse_up() {
+  if ! command -v clickhouse-server >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "clickhouse-server is missing: apt-get install clickhouse-server clickhouse-client"
+    say "installing clickhouse-server from Debian (one time)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q clickhouse-server clickhouse-client >>"$logs/apt.log" 2>&1 \
+      || { apt-get update -q >>"$logs/apt.log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q clickhouse-server clickhouse-client >>"$logs/apt.log" 2>&1; } \
+      || die "apt-get install clickhouse-server failed; see $logs/apt.log"
+  fi
+  local dir=$stack_dir/clickhouse
+  mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/format_schemas"
+  cat >"$dir/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>warning</level>
+        <log>$logs/clickhouse-server.log</log>
+        <errorlog>$logs/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>2</count>
+    </logger>
+    <http_port>$ch_http_port</http_port>
+    <tcp_port>$ch_tcp_port</tcp_port>
+    <listen_host>127.0.0.1</listen_host>
+    <max_connections>1024</max_connections>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <max_concurrent_queries>200</max_concurrent_queries>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+    <mark_cache_size>268435456</mark_cache_size>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/tmp/</tmp_path>
+    <user_files_path>$dir/user_files/</user_files_path>
+    <format_schema_path>$dir/format_schemas/</format_schema_path>
+    <users_config>$dir/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <mlock_executable>false</mlock_executable>
+</yandex>
+XML
+  cat >"$dir/users.xml" <<'XML'
+<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>4000000000</max_memory_usage>
+            <allow_experimental_low_cardinality_type>1</allow_experimental_low_cardinality_type>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval><duration>3600</duration><queries>0</queries><errors>0</errors>
+            <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval>
+        </default>
+    </quotas>
+</yandex>
+XML
+  if ! running clickhouse; then
+    launch clickhouse "$ch_http_port" clickhouse-server --config-file="$dir/config.xml"
+  fi
+  wait_for clickhouse 60 ch_ready
+}
+
+ch_ready() { [ "$(curl -fsS "http://127.0.0.1:$ch_http_port/ping" 2>/dev/null)" = "Ok." ]; }
+
+# --- Kafka: the tansu broker ---------------------------------------------------
+tansu_bin=$cache_dir/tansu-$tansu_version/bin/tansu
+
+kafka_up() {
+  if [ ! -x "$tansu_bin" ]; then
+    say "building tansu $tansu_version (one time, ~8 minutes on 2 cores; cached in $cache_dir)"
+    cargo install tansu --version "$tansu_version" --locked --features dynostore \
+      --root "$cache_dir/tansu-$tansu_version" >>"$logs/tansu-build.log" 2>&1 \
+      || die "building tansu failed; see $logs/tansu-build.log"
+  fi
+  if ! running kafka; then
+    launch kafka "$kafka_port" "$tansu_bin" broker \
+      --listener-url "tcp://127.0.0.1:$kafka_port" \
+      --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+      --storage-engine memory://tansu/
+  fi
+  wait_for "kafka (tansu)" 30 port_open "$kafka_port"
+}
+
+# --- Kinesis: kinesis-mock (npm kinesis-local) --------------------------------
+kinesis_dir=$cache_dir/kinesis-local-$kinesis_local_version/node_modules/kinesis-local
+
+kinesis_up() {
+  if [ ! -f "$kinesis_dir/main.js" ]; then
+    command -v npm >/dev/null || die "npm is missing: install Node.js 20+"
+    say "installing kinesis-local $kinesis_local_version from npm (cached in $cache_dir)"
+    npm install --silent --no-audit --no-fund --prefix "$cache_dir/kinesis-local-$kinesis_local_version" \
+      --cache "$cache_dir/npm" "kinesis-local@$kinesis_local_version" >>"$logs/npm.log" 2>&1 \
+      || die "npm install kinesis-local failed; see $logs/npm.log"
+  fi
+  mkdir -p "$stack_dir/kinesis"
+  if ! running kinesis; then
+    (cd "$stack_dir/kinesis" && KINESIS_MOCK_CERT_PATH="$kinesis_dir/server.json" \
+      KINESIS_MOCK_PLAIN_PORT=$kinesis_port KINESIS_MOCK_TLS_PORT=$kinesis_tls_port \
+      launch kinesis "$kinesis_port" node "$kinesis_dir/main.js")
+  fi
+  wait_for "kinesis emulator" 30 port_open "$kinesis_port"
+}
+
+# --- Sluice services ------------------------------------------------------------
+services_up() {
+  say "building the Sluice services (cargo build --bins)"
+  (cd "$here" && cargo build --bins --quiet) || die "cargo build failed"
+  local target_dir=${CARGO_TARGET_DIR:-$here/target}
+  local key_file=$stack_dir/admin-key
+  if [ ! -s "$key_file" ]; then
+    # An API key is "<key id>.<secret>"; make dev hands the API its first
+    # admin key so it can print it again on every run.
+    ( umask 077; printf 'sk%s.%s\n' "$(od -An -N10 -tx1 /dev/urandom | tr -d ' \n')" \
+      "$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')" >"$key_file" )
+  fi
+  export SLUICE_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/sluice"
+  export SLUICE_MASTER_KEY_FILE=$stack_dir/master.key
+  export SLUICE_BOOTSTRAP_ADMIN_KEY; SLUICE_BOOTSTRAP_ADMIN_KEY=$(cat "$key_file")
+  export SLUICE_API_ADDR=127.0.0.1:$api_port
+  export RUST_LOG=${RUST_LOG:-info}
+  launch sluice-api "$api_port" "$target_dir/debug/sluice-api"
+  wait_for sluice-api 60 curl -fsS -o /dev/null "http://127.0.0.1:$api_port/readyz"
+  launch sluice-scheduler "" "$target_dir/debug/sluice-scheduler"
+  launch sluice-worker "" "$target_dir/debug/sluice-worker"
+  unset SLUICE_BOOTSTRAP_ADMIN_KEY
+}
+
+services_down() {
+  stop_one sluice-worker
+  stop_one sluice-scheduler
+  stop_one sluice-api
+}
+
+# --- entry points ----------------------------------------------------------------
+up() {
+  mkdir -p "$logs" "$pids" "$cache_dir"
+  chmod 755 "$stack_dir" "$logs"
+  local components=("$@")
+  [ ${#components[@]} -gt 0 ] || components=(postgres clickhouse kafka kinesis services)
+  for component in "${components[@]}"; do
+    case $component in
+      postgres) postgres_up ;;
+      clickhouse) clickhouse_up ;;
+      kafka) kafka_up ;;
+      kinesis) kinesis_up ;;
+      services) services_up ;;
+      *) die "unknown component $component" ;;
+    esac
+  done
+}
+
+down() {
+  [ -d "$pids" ] || { postgres_down; return 0; }
+  services_down
+  stop_one kinesis
+  stop_one kafka
+  stop_one clickhouse
+  postgres_down
+}
+
+status() {
+  for name in clickhouse kafka kinesis sluice-api sluice-scheduler sluice-worker; do
+    if running "$name"; then echo "$name: running (pid $(cut -d' ' -f1 "$pids/$name.pid"))"; else echo "$name: stopped"; fi
+  done
+  if [ -f "$stack_dir/postgres/postmaster.pid" ]; then echo "postgres: running (pid $(head -1 "$stack_dir/postgres/postmaster.pid"))"; else echo "postgres: stopped"; fi
+}
+
+case ${1:-} in
+  up) shift; up "$@" ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|services...] | down | status" >&2; exit 2 ;;
+esac

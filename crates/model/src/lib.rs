@@ -16,5 +16,5 @@ pub use secret::{Secret, SecretBag};
 pub use settings::PipeSettings;
 pub use size::ReplicaSize;
 pub use spec::*;
-pub use state::{Command, InvalidTransition, Observation, PipeState, Transition};
+pub use state::{Command, DesiredState, InvalidTransition, Observation, PipeState, Transition};
 pub use validate::{FieldError, Validation};

@@ -1,0 +1,180 @@
+//! The Sluice control-plane API: pipes, destinations and API keys over
+//! Postgres, described by a generated OpenAPI 3.1 document.
+
+mod auth;
+mod check;
+mod extract;
+mod merge;
+mod problem;
+mod routes;
+mod views;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sluice_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::{bootstrap_admin_key, MintedKey};
+pub use problem::Problem;
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub max_body_bytes: usize,
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(store: Store, max_body_bytes: usize) -> Self {
+        Self {
+            store,
+            max_body_bytes,
+            metrics: prometheus(),
+        }
+    }
+}
+
+/// One process-wide recorder; every router shares it.
+fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first, in which
+            // case this one still renders what it records.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice API",
+        description = "Control plane of Sluice, an ingestion service that keeps pipes from Kafka and Kinesis into ClickHouse running.\n\nAuthenticate with an API key: `Authorization: Basic base64(keyId:secret)` or `Authorization: Bearer keyId.secret`. Errors are RFC 9457 problem details (`application/problem+json`).",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "pipes", description = "Pipes from a Kafka topic or Kinesis stream into a ClickHouse table"),
+        (name = "destinations", description = "ClickHouse endpoints"),
+        (name = "keys", description = "API keys (admin only)"),
+        (name = "system", description = "Health, readiness, metrics")
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("keyId as user name, secret as password"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("keyId.secret")
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![
+            SecurityRequirement::new("basic", Vec::<String>::new()),
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+        ]);
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::pipes::router())
+        .merge(routes::destinations::router())
+        .merge(routes::keys::router())
+        .merge(routes::system::router())
+}
+
+/// The OpenAPI document, as checked in at `openapi/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+pub fn openapi_json() -> String {
+    let mut json = openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document always serializes");
+    json.push('\n');
+    json
+}
+
+pub fn app(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    router
+        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            Problem::internal().into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such endpoint; the API is described at /v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not support the method; see /v1/openapi.json",
+    )
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sluice_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("sluice_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,437 @@
+//! Pipes: definitions, lifecycle commands, scaling, settings, status, events.
+//!
+//! Editing: any pipe but one being deleted can be edited, Failed ones
+//! included. Name and description changes apply at once. Any other change
+//! (credentials, mappings, scaling, settings) is a new *generation*: live
+//! replicas restart on it, committing only what ClickHouse acknowledged;
+//! a stopped pipe uses it at its next start. Immutable fields (see
+//! `PipeSpec::immutable_changes`) are refused with `immutable-field`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sluice_model::{Command, PipeSettings, PipeSpec, PipeState, Scaling, SecretBag, Transition};
+use sluice_store::{NewEvent, PipeRecord, PipeUpdate};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::{ReadErrors, WriteErrors};
+use crate::auth::{Developer, Viewer};
+use crate::extract::{etag, parse_json, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
+use crate::merge::merge;
+use crate::problem::{ApiResult, Problem};
+use crate::views::{Paginated, Pipe, PipeEvent, PipeStatus, StateChange, StateCommand};
+use crate::AppState;
+
+const WRITE_RETRIES: usize = 5;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pipes, create_pipe))
+        .routes(routes!(get_pipe, patch_pipe, delete_pipe))
+        .routes(routes!(change_state))
+        .routes(routes!(patch_scaling))
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(get_status))
+        .routes(routes!(list_events))
+}
+
+async fn load(state: &AppState, id: Uuid) -> ApiResult<PipeRecord> {
+    state
+        .store
+        .pipe(id)
+        .await?
+        .ok_or_else(|| Problem::not_found("pipe"))
+}
+
+fn pipe_response(status: StatusCode, record: PipeRecord) -> Response {
+    (status, etag(record.version), Json(Pipe::from(record))).into_response()
+}
+
+/// List pipes, oldest first.
+#[utoipa::path(get, path = "/v1/pipes", tag = "pipes", params(PageParams),
+    responses((status = 200, body = Paginated<Pipe>), ReadErrors))]
+async fn list_pipes(
+    _: Viewer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<Pipe>>> {
+    let records = state
+        .store
+        .list_pipes(page.limit()?, page.cursor::<Uuid>()?)
+        .await?;
+    Ok(Json(Paginated::from_page(records)))
+}
+
+/// Create a pipe. It is created Stopped; start it with `PATCH /v1/pipes/{id}/state`.
+#[utoipa::path(post, path = "/v1/pipes", tag = "pipes", request_body = PipeSpec,
+    responses((status = 201, body = Pipe, headers(("ETag" = String))), WriteErrors))]
+async fn create_pipe(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    ApiJson(mut spec): ApiJson<PipeSpec>,
+) -> ApiResult<Response> {
+    let id = Uuid::now_v7();
+    spec.fill_defaults(id);
+    spec.validate().map_err(Problem::validation)?;
+    if state
+        .store
+        .destination(spec.destination.destination_id)
+        .await?
+        .is_none()
+    {
+        return Err(Problem::validation(vec![sluice_model::FieldError {
+            pointer: "/destination/destinationId".into(),
+            detail: "no destination with this id; create one with POST /v1/destinations".into(),
+        }]));
+    }
+    let span = tracing::info_span!("create_pipe", pipe_id = %id);
+    let _enter = span.enter();
+    let record = state
+        .store
+        .insert_pipe(
+            id,
+            spec,
+            PipeState::Stopped,
+            NewEvent::info("created", "pipe created (Stopped)"),
+        )
+        .await?;
+    tracing::info!(pipe_id = %id, "pipe created");
+    Ok(pipe_response(StatusCode::CREATED, record))
+}
+
+#[utoipa::path(get, path = "/v1/pipes/{id}", tag = "pipes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Pipe, headers(("ETag" = String))), ReadErrors))]
+async fn get_pipe(
+    _: Viewer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    Ok(pipe_response(StatusCode::OK, load(&state, id).await?))
+}
+
+/// Edit a pipe with a JSON merge patch (RFC 7396) of its definition.
+///
+/// Send only what changes; `null` removes an optional field. Secrets are
+/// kept unless new ones are sent. Immutable fields may be sent unchanged.
+#[utoipa::path(patch, path = "/v1/pipes/{id}", tag = "pipes",
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag of the version being edited")),
+    request_body(content = PipeSpec, content_type = "application/merge-patch+json",
+        description = "Any subset of the pipe definition."),
+    responses((status = 200, body = Pipe, headers(("ETag" = String))), WriteErrors))]
+async fn patch_pipe(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    PatchBody(patch): PatchBody,
+) -> ApiResult<Response> {
+    let record = edit(&state, id, if_match, "definition updated", |current| {
+        let mut document = serde_json::to_value(current).map_err(|_| Problem::internal())?;
+        merge(&mut document, &patch);
+        let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
+        parse_json::<PipeSpec>(&bytes)
+    })
+    .await?;
+    Ok(pipe_response(StatusCode::OK, record))
+}
+
+/// Delete a pipe. A Stopped pipe is removed at once (204); any other is
+/// stopped first and removed when its replicas are gone (202, state Deleting).
+#[utoipa::path(delete, path = "/v1/pipes/{id}", tag = "pipes",
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 202, body = Pipe), (status = 204, description = "Removed"), WriteErrors))]
+async fn delete_pipe(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+) -> ApiResult<Response> {
+    match command(&state, id, if_match, Command::Delete).await? {
+        Some(record) => Ok(pipe_response(StatusCode::ACCEPTED, record)),
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// Start or stop a pipe.
+///
+/// Start applies to Stopped and Failed pipes; stop to Provisioning, Running,
+/// Degraded and Failed ones. Otherwise 409 names the current state.
+#[utoipa::path(patch, path = "/v1/pipes/{id}/state", tag = "pipes",
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = StateChange,
+    responses((status = 200, body = Pipe), WriteErrors))]
+async fn change_state(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    ApiJson(change): ApiJson<StateChange>,
+) -> ApiResult<Response> {
+    let command_ = match change.command {
+        StateCommand::Start => Command::Start,
+        StateCommand::Stop => Command::Stop,
+    };
+    let record = command(&state, id, if_match, command_)
+        .await?
+        .ok_or_else(Problem::internal)?;
+    Ok(pipe_response(StatusCode::OK, record))
+}
+
+/// Change replicas, replica size or autoscaling bounds (a merge patch of
+/// the pipe's `scaling`).
+#[utoipa::path(patch, path = "/v1/pipes/{id}/scaling", tag = "pipes",
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body(content = Scaling, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = Pipe), WriteErrors))]
+async fn patch_scaling(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    PatchBody(patch): PatchBody,
+) -> ApiResult<Response> {
+    let record = edit(&state, id, if_match, "scaling changed", |current| {
+        let mut document =
+            serde_json::to_value(&current.scaling).map_err(|_| Problem::internal())?;
+        merge(&mut document, &patch);
+        let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
+        let scaling = parse_json::<Scaling>(&bytes).map_err(|p| prefix_pointers(p, "/scaling"))?;
+        Ok(PipeSpec {
+            scaling,
+            ..current.clone()
+        })
+    })
+    .await?;
+    Ok(pipe_response(StatusCode::OK, record))
+}
+
+#[utoipa::path(get, path = "/v1/pipes/{id}/settings", tag = "pipes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = PipeSettings), ReadErrors))]
+async fn get_settings(
+    _: Viewer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Response> {
+    let record = load(&state, id).await?;
+    Ok((etag(record.version), Json(record.spec.settings)).into_response())
+}
+
+/// Replace the settings; keys left out return to their defaults.
+#[utoipa::path(put, path = "/v1/pipes/{id}/settings", tag = "pipes",
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = PipeSettings,
+    responses((status = 200, body = PipeSettings), WriteErrors))]
+async fn put_settings(
+    _: Developer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    IfMatch(if_match): IfMatch,
+    ApiJson(settings): ApiJson<PipeSettings>,
+) -> ApiResult<Response> {
+    let mut check = sluice_model::Validation::new();
+    settings.validate(&mut check, "");
+    check.finish().map_err(Problem::validation)?;
+    let record = edit(&state, id, if_match, "settings changed", |current| {
+        Ok(PipeSpec {
+            settings: settings.clone(),
+            ..current.clone()
+        })
+    })
+    .await?;
+    Ok((etag(record.version), Json(record.spec.settings)).into_response())
+}
+
+/// Desired and observed state, replica counts and the last error.
+#[utoipa::path(get, path = "/v1/pipes/{id}/status", tag = "pipes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = PipeStatus), ReadErrors))]
+async fn get_status(
+    _: Viewer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<PipeStatus>> {
+    Ok(Json(load(&state, id).await?.into()))
+}
+
+/// System events of a pipe, newest first.
+#[utoipa::path(get, path = "/v1/pipes/{id}/events", tag = "pipes",
+    params(("id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Paginated<PipeEvent>), ReadErrors))]
+async fn list_events(
+    _: Viewer,
+    axum::extract::State(state): axum::extract::State<AppState>,
+    IdPath(id): IdPath,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Paginated<PipeEvent>>> {
+    load(&state, id).await?;
+    let events = state
+        .store
+        .pipe_events(id, page.limit()?, page.cursor::<i64>()?)
+        .await?;
+    Ok(Json(Paginated::from_page(events)))
+}
+
+fn prefix_pointers(mut problem: Problem, prefix: &str) -> Problem {
+    for error in &mut problem.errors {
+        error.pointer = format!("{prefix}{}", error.pointer);
+    }
+    problem
+}
+
+async fn precondition_failed(state: &AppState, id: Uuid) -> Problem {
+    match state.store.pipe(id).await {
+        Ok(Some(current)) => Problem::precondition_failed(current.version),
+        Ok(None) => Problem::not_found("pipe"),
+        Err(e) => e.into(),
+    }
+}
+
+/// Applies an edit of the definition with optimistic concurrency: with
+/// `If-Match` a concurrent change is a 412, without it the edit is retried
+/// on the fresh version. An edit that changes nothing changes nothing
+/// (no new version, no event), so repeated applies stay quiet.
+async fn edit(
+    state: &AppState,
+    id: Uuid,
+    if_match: Option<i64>,
+    what: &str,
+    apply: impl Fn(&PipeSpec) -> ApiResult<PipeSpec>,
+) -> ApiResult<PipeRecord> {
+    for _ in 0..WRITE_RETRIES {
+        let record = load(state, id).await?;
+        if if_match.is_some_and(|v| v != record.version) {
+            return Err(Problem::precondition_failed(record.version));
+        }
+        if !record.state.is_editable() {
+            return Err(Problem::invalid_transition(
+                record.state,
+                format!("the pipe is {}; it can no longer be edited", record.state.as_str()),
+            ));
+        }
+        let mut edited = apply(&record.spec)?;
+        edited.fill_defaults(id);
+        let stored_secrets = record.secrets(&state.store)?;
+        stored_secrets.fill(edited.secret_slots());
+        let immutable = record.spec.immutable_changes(&edited);
+        if !immutable.is_empty() {
+            return Err(Problem::immutable(immutable));
+        }
+        edited.validate().map_err(Problem::validation)?;
+
+        let mut without_secrets = edited.clone();
+        let new_secrets = SecretBag::take_from(without_secrets.secret_slots());
+        let data_path_changed = new_secrets != stored_secrets
+            || !same_data_path(&record.spec, &without_secrets);
+        if !data_path_changed && without_secrets == record.spec {
+            return Ok(record);
+        }
+        let message = if data_path_changed {
+            format!(
+                "{what}; generation {} (running replicas restart on it)",
+                record.generation + 1
+            )
+        } else {
+            what.to_owned()
+        };
+        let update = PipeUpdate {
+            spec: Some(edited),
+            state: record.state,
+            bump_generation: data_path_changed,
+            event: NewEvent::info("updated", message),
+        };
+        match state.store.update_pipe(id, record.version, update).await? {
+            Some(updated) => {
+                tracing::info!(pipe_id = %id, version = updated.version, "pipe updated");
+                return Ok(updated);
+            }
+            None if if_match.is_some() => return Err(precondition_failed(state, id).await),
+            None => continue,
+        }
+    }
+    Err(Problem::conflict(
+        "the pipe kept changing while this request applied; retry",
+    ))
+}
+
+fn same_data_path(a: &PipeSpec, b: &PipeSpec) -> bool {
+    let strip = |spec: &PipeSpec| PipeSpec {
+        name: String::new(),
+        description: String::new(),
+        ..spec.clone()
+    };
+    strip(a) == strip(b)
+}
+
+/// Applies a lifecycle command through the state machine. `None` when the
+/// pipe was removed.
+async fn command(
+    state: &AppState,
+    id: Uuid,
+    if_match: Option<i64>,
+    command: Command,
+) -> ApiResult<Option<PipeRecord>> {
+    for _ in 0..WRITE_RETRIES {
+        let record = load(state, id).await?;
+        if if_match.is_some_and(|v| v != record.version) {
+            return Err(Problem::precondition_failed(record.version));
+        }
+        let from = record.state;
+        let transition = from.apply(command).map_err(|e| {
+            let applies_to = match e.command {
+                Command::Start => "a Stopped or Failed pipe",
+                Command::Stop => "a Provisioning, Running, Degraded or Failed pipe",
+                Command::Delete => "any pipe",
+            };
+            Problem::invalid_transition(
+                from,
+                format!(
+                    "the pipe is {}; {} applies only to {applies_to}",
+                    from.as_str(),
+                    command_name(command)
+                ),
+            )
+        })?;
+        match transition {
+            Transition::To(to) => {
+                let update = PipeUpdate {
+                    spec: None,
+                    state: to,
+                    bump_generation: false,
+                    event: NewEvent::info(
+                        "state_changed",
+                        format!("{} requested: {} → {}", command_name(command), from.as_str(), to.as_str()),
+                    ),
+                };
+                match state.store.update_pipe(id, record.version, update).await? {
+                    Some(updated) => {
+                        tracing::info!(pipe_id = %id, from = from.as_str(), to = to.as_str(), "pipe state changed");
+                        return Ok(Some(updated));
+                    }
+                    None if if_match.is_some() => return Err(precondition_failed(state, id).await),
+                    None => continue,
+                }
+            }
+            Transition::Remove => {
+                if state.store.delete_pipe(id, record.version).await? {
+                    tracing::info!(pipe_id = %id, "pipe deleted");
+                    return Ok(None);
+                }
+                if if_match.is_some() {
+                    return Err(precondition_failed(state, id).await);
+                }
+            }
+        }
+    }
+    Err(Problem::conflict(
+        "the pipe kept changing while this request applied; retry",
+    ))
+}
+
+fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::Start => "start",
+        Command::Stop => "stop",
+        Command::Delete => "delete",
+    }
+}

@@ -1,0 +1,270 @@
+//! Response bodies. Specs are flattened into them; their secret fields are
+//! never serialized (see `sluice_model::Secret`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_model::{DesiredState, DestinationSpec, PipeSpec, PipeState};
+use sluice_store::{DestinationRecord, EventLevel, EventRecord, PipeRecord, Role};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pipe {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: PipeSpec,
+    pub state: PipeState,
+    /// Increases whenever a change affects the data path; replicas run the
+    /// newest generation.
+    pub generation: i64,
+    /// Increases on every change; also sent as the ETag.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<PipeRecord> for Pipe {
+    fn from(r: PipeRecord) -> Self {
+        Pipe {
+            id: r.id,
+            spec: r.spec,
+            state: r.state,
+            generation: r.generation,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeStatus {
+    pub id: Uuid,
+    /// What the user asked for.
+    pub desired_state: DesiredState,
+    /// Where the pipe is.
+    pub state: PipeState,
+    pub replicas: ReplicaCounts,
+    pub generation: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    pub state_changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaCounts {
+    pub desired: u32,
+    pub ready: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+impl From<PipeRecord> for PipeStatus {
+    fn from(r: PipeRecord) -> Self {
+        let desired = match r.state.desired() {
+            DesiredState::Running => r.spec.scaling.replicas,
+            DesiredState::Stopped | DesiredState::Deleted => 0,
+        };
+        PipeStatus {
+            id: r.id,
+            desired_state: r.state.desired(),
+            state: r.state,
+            replicas: ReplicaCounts {
+                desired,
+                ready: u32::try_from(r.ready_replicas).unwrap_or(0),
+            },
+            generation: r.generation,
+            last_error: r
+                .last_error
+                .zip(r.last_error_at)
+                .map(|(message, at)| LastError { message, at }),
+            state_changed_at: r.state_changed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = String, example = "info")]
+    pub level: EventLevel,
+    /// Stable kind, e.g. `created`, `state_changed`, `updated`.
+    pub kind: String,
+    pub message: String,
+}
+
+impl From<EventRecord> for PipeEvent {
+    fn from(e: EventRecord) -> Self {
+        PipeEvent {
+            id: e.id,
+            at: e.at,
+            level: e.level,
+            kind: e.kind,
+            message: e.message,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Destination {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub spec: DestinationSpec,
+    /// Whether a password is stored (it is never returned).
+    pub has_password: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DestinationRecord> for Destination {
+    fn from(r: DestinationRecord) -> Self {
+        Destination {
+            id: r.id,
+            has_password: r.sealed_secrets.is_some(),
+            spec: r.spec,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationCheck {
+    /// True when the server answered and accepted the credentials.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The exact failure: connection, TLS, HTTP status or ClickHouse error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    Admin,
+    Developer,
+    Viewer,
+}
+
+impl From<KeyRole> for Role {
+    fn from(r: KeyRole) -> Role {
+        match r {
+            KeyRole::Admin => Role::Admin,
+            KeyRole::Developer => Role::Developer,
+            KeyRole::Viewer => Role::Viewer,
+        }
+    }
+}
+
+impl From<Role> for KeyRole {
+    fn from(r: Role) -> KeyRole {
+        match r {
+            Role::Admin => KeyRole::Admin,
+            Role::Developer => KeyRole::Developer,
+            Role::Viewer => KeyRole::Viewer,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: KeyRole,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<sluice_store::ApiKeyRecord> for ApiKey {
+    fn from(r: sluice_store::ApiKeyRecord) -> Self {
+        ApiKey {
+            id: r.id,
+            name: r.name,
+            role: r.role.into(),
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// The only response that ever contains a key's secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Shown once; store it now.
+    pub secret: String,
+    /// `Authorization: Bearer <token>`.
+    pub token: String,
+    /// `Authorization: Basic <basic>`.
+    pub basic: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    pub role: KeyRole,
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Paginated<T: ToSchema> {
+    pub data: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T: ToSchema> Paginated<T> {
+    pub fn from_page<R, C: ToString>(page: sluice_store::Page<R, C>) -> Self
+    where
+        T: From<R>,
+    {
+        Paginated {
+            data: page.items.into_iter().map(T::from).collect(),
+            next_cursor: page.next.map(crate::extract::encode_cursor),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StateCommand {
+    Start,
+    Stop,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateChange {
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}

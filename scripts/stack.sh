@@ -254,7 +254,7 @@ services_up() {
   export SLUICE_API_ADDR=127.0.0.1:$api_port
   export RUST_LOG=${RUST_LOG:-info}
   launch sluice-api "$api_port" "$target_dir/debug/sluice-api"
-  wait_for sluice-api 60 curl -fsS -o /dev/null "http://127.0.0.1:$api_port/readyz"
+  wait_for sluice-api 60 curl -fs -o /dev/null "http://127.0.0.1:$api_port/readyz"
   launch sluice-scheduler "" "$target_dir/debug/sluice-scheduler"
   launch sluice-worker "" "$target_dir/debug/sluice-worker"
   unset SLUICE_BOOTSTRAP_ADMIN_KEY

@@ -17,6 +17,7 @@ pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
+pub use workers::Leadership;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

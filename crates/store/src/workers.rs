@@ -43,3 +43,28 @@ impl Store {
         Ok(count)
     }
 }
+
+/// Held by the one active scheduler; dropping it (or losing the connection)
+/// releases leadership.
+pub struct Leadership {
+    _connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+}
+
+/// Arbitrary but fixed: the advisory lock key of the scheduler leader.
+const SCHEDULER_LOCK: i64 = 0x736c_7569_6365;
+
+impl Store {
+    /// Tries to become the active scheduler; `None` while another holds it.
+    pub async fn try_lead_scheduler(&self) -> Result<Option<Leadership>> {
+        let mut connection = self.pool.acquire().await?;
+        let acquired = sqlx::query_scalar!(
+            r#"SELECT pg_try_advisory_lock($1) AS "acquired!""#,
+            SCHEDULER_LOCK
+        )
+        .fetch_one(&mut *connection)
+        .await?;
+        Ok(acquired.then(|| Leadership {
+            _connection: connection,
+        }))
+    }
+}

@@ -60,32 +60,24 @@ async fn read_json_body(req: Request, limit: usize) -> Result<axum::body::Bytes,
     })
 }
 
-/// Syntax errors (bad JSON, invalid UTF-8, too deep) are 400; well-formed
-/// JSON of the wrong shape (types, missing or unknown fields, unknown enum
-/// values) is 422 with the field's JSON Pointer.
+/// Syntax errors (bad JSON, invalid UTF-8, too deep, trailing data) are 400;
+/// well-formed JSON of the wrong shape (types, missing or unknown fields,
+/// unknown enum values) is 422 with the field's JSON Pointer. Parsing to a
+/// `Value` first keeps the two apart.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let pointer = pointer_of(error.path());
-        classify(error.into_inner(), pointer)
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
-}
-
-fn classify(error: serde_json::Error, pointer: String) -> Problem {
-    match error.classify() {
-        serde_json::error::Category::Data => Problem::validation(vec![FieldError {
-            pointer,
-            detail: strip_position(&error.to_string()),
-        }]),
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Eof => {
-            Problem::malformed(format!("the body is not complete JSON: {error}"))
+            Problem::malformed(format!("the body is not complete JSON: {e}"))
         }
-        _ => Problem::malformed(format!("the body is not valid JSON: {error}")),
-    }
+        _ => Problem::malformed(format!("the body is not valid JSON: {e}")),
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let pointer = pointer_of(error.path());
+        Problem::validation(vec![FieldError {
+            pointer,
+            detail: error.into_inner().to_string(),
+        }])
+    })
 }
 
 /// Reads a JSON object for a merge patch (RFC 7396).
@@ -108,13 +100,6 @@ impl FromRequest<AppState> for PatchBody {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
         let bytes = read_json_body(req, state.max_body_bytes).await?;
         parse_object(&bytes).map(PatchBody)
-    }
-}
-
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
     }
 }
 

@@ -59,7 +59,9 @@ pub struct SecretBag(std::collections::BTreeMap<String, Secret>);
 
 impl SecretBag {
     /// Moves every secret out of the slots, leaving them empty.
-    pub fn take_from<'a>(slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>) -> Self {
+    pub fn take_from<'a>(
+        slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>,
+    ) -> Self {
         let mut bag = Self::default();
         for (name, slot) in slots {
             if let Some(secret) = slot.take() {
@@ -71,7 +73,10 @@ impl SecretBag {
 
     /// Puts secrets back into the slots that exist and are empty; a secret
     /// whose slot no longer exists (credentials removed) is dropped.
-    pub fn fill<'a>(&self, slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>) {
+    pub fn fill<'a>(
+        &self,
+        slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>,
+    ) {
         for (name, slot) in slots {
             if slot.is_none() {
                 *slot = self.0.get(name).cloned();

@@ -376,7 +376,10 @@ impl PipeSpec {
         match &mut self.source {
             Source::Kafka(kafka) => {
                 if let Some(credentials) = &mut kafka.credentials {
-                    slots.push(("source.kafka.credentials.password", &mut credentials.password));
+                    slots.push((
+                        "source.kafka.credentials.password",
+                        &mut credentials.password,
+                    ));
                     slots.push((
                         "source.kafka.credentials.privateKey",
                         &mut credentials.private_key,
@@ -385,7 +388,10 @@ impl PipeSpec {
             }
             Source::Kinesis(kinesis) => {
                 if let Some(access_key) = &mut kinesis.access_key {
-                    slots.push(("source.kinesis.accessKey.secretKey", &mut access_key.secret_key));
+                    slots.push((
+                        "source.kinesis.accessKey.secretKey",
+                        &mut access_key.secret_key,
+                    ));
                 }
             }
         }
@@ -480,14 +486,22 @@ impl PipeSpec {
             }
             (Source::Kinesis(a), Source::Kinesis(b)) => {
                 let p = "/source/kinesis";
-                changed(&mut v, &format!("{p}/streamName"), a.stream_name == b.stream_name);
+                changed(
+                    &mut v,
+                    &format!("{p}/streamName"),
+                    a.stream_name == b.stream_name,
+                );
                 changed(&mut v, &format!("{p}/region"), a.region == b.region);
                 changed(
                     &mut v,
                     &format!("{p}/iteratorType"),
                     a.iterator_type == b.iterator_type,
                 );
-                changed(&mut v, &format!("{p}/timestamp"), a.timestamp == b.timestamp);
+                changed(
+                    &mut v,
+                    &format!("{p}/timestamp"),
+                    a.timestamp == b.timestamp,
+                );
                 changed(&mut v, &format!("{p}/format"), a.format == b.format);
             }
             _ => v.error(
@@ -504,7 +518,11 @@ impl PipeSpec {
         );
         changed(&mut v, &format!("{p}/database"), a.database == b.database);
         changed(&mut v, &format!("{p}/table"), a.table == b.table);
-        changed(&mut v, &format!("{p}/managedTable"), a.managed_table == b.managed_table);
+        changed(
+            &mut v,
+            &format!("{p}/managedTable"),
+            a.managed_table == b.managed_table,
+        );
         changed(
             &mut v,
             &format!("{p}/tableDefinition"),
@@ -532,10 +550,16 @@ fn check_host_port(v: &mut Validation, pointer: &str, entry: &str) {
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
     };
     if !host_ok {
-        v.error(pointer, format!("`{host}` is not a valid host name or address"));
+        v.error(
+            pointer,
+            format!("`{host}` is not a valid host name or address"),
+        );
     }
     if !port.parse::<u16>().is_ok_and(|p| p > 0) {
-        v.error(pointer, format!("`{port}` is not a port between 1 and 65535"));
+        v.error(
+            pointer,
+            format!("`{port}` is not a port between 1 and 65535"),
+        );
     }
 }
 
@@ -578,7 +602,10 @@ impl KafkaSource {
                         "must be 1 to 249 ASCII letters, digits, `.`, `_` or `-`",
                     );
                 } else if !seen.insert(topic) {
-                    v.error(format!("{p}/topics/{i}"), format!("`{topic}` is listed twice"));
+                    v.error(
+                        format!("{p}/topics/{i}"),
+                        format!("`{topic}` is listed twice"),
+                    );
                 }
             }
         }
@@ -617,7 +644,10 @@ impl KafkaSource {
             ) => {
                 let credentials = credentials.clone().unwrap_or_default();
                 v.check(
-                    credentials.username.as_deref().is_some_and(|u| !u.is_empty() && u.len() <= 512),
+                    credentials
+                        .username
+                        .as_deref()
+                        .is_some_and(|u| !u.is_empty() && u.len() <= 512),
                     format!("{cp}/username"),
                     "is required (1 to 512 bytes) for SASL authentication",
                 );
@@ -809,10 +839,14 @@ fn check_column_type(v: &mut Validation, pointer: &str, column_type: &str) {
     let ok = !column_type.trim().is_empty()
         && column_type.len() <= MAX_COLUMN_TYPE_CHARS
         && column_type.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '(' | ')' | ',' | ' ' | '_' | '\'' | '=' | '-' | '.')
+            c.is_ascii_alphanumeric()
+                || matches!(c, '(' | ')' | ',' | ' ' | '_' | '\'' | '=' | '-' | '.')
         })
         && parentheses_balanced(column_type)
-        && column_type.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+        && column_type
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic());
     v.check(
         ok,
         pointer,
@@ -915,7 +949,10 @@ mod tests {
         let Source::Kafka(kafka) = &spec.source else {
             panic!("kafka")
         };
-        assert_eq!(kafka.consumer_group.as_deref(), Some(&*format!("sluice-{id}")));
+        assert_eq!(
+            kafka.consumer_group.as_deref(),
+            Some(&*format!("sluice-{id}"))
+        );
         assert_eq!(kafka.offset.strategy, OffsetStrategy::FromBeginning);
     }
 
@@ -923,7 +960,8 @@ mod tests {
     fn secrets_are_never_serialized() {
         let mut value = kafka_pipe();
         value["source"]["kafka"]["authentication"] = json!("SCRAM-SHA-512");
-        value["source"]["kafka"]["credentials"] = json!({"username": "u", "password": "hunter2-secret"});
+        value["source"]["kafka"]["credentials"] =
+            json!({"username": "u", "password": "hunter2-secret"});
         let mut spec = parse(value);
         assert_eq!(spec.validate(), Ok(()));
         let out = serde_json::to_string(&spec).unwrap();
@@ -931,7 +969,10 @@ mod tests {
         assert!(!format!("{spec:?}").contains("hunter2-secret"));
         let slots = spec.secret_slots();
         assert_eq!(slots.len(), 2);
-        assert_eq!(slots[0].1.as_ref().map(Secret::expose), Some("hunter2-secret"));
+        assert_eq!(
+            slots[0].1.as_ref().map(Secret::expose),
+            Some("hunter2-secret")
+        );
     }
 
     #[test]
@@ -941,7 +982,8 @@ mod tests {
         value["source"]["kafka"]["brokers"] = json!("nohost, h:99999");
         value["source"]["kafka"]["topics"] = json!(["ok", "bad topic", "ok"]);
         value["source"]["kafka"]["authentication"] = json!("PLAIN");
-        value["scaling"] = json!({"replicas": 11, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}});
+        value["scaling"] =
+            json!({"replicas": 11, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}});
         value["fieldMappings"] = json!([{"sourceField": "a", "destinationField": "missing"}]);
         let got = errors(value);
         for expected in [
@@ -955,7 +997,10 @@ mod tests {
             "/scaling/autoscaling/maxReplicas",
             "/fieldMappings/0/destinationField",
         ] {
-            assert!(got.iter().any(|p| p == expected), "{expected} missing from {got:?}");
+            assert!(
+                got.iter().any(|p| p == expected),
+                "{expected} missing from {got:?}"
+            );
         }
     }
 
@@ -985,7 +1030,10 @@ mod tests {
         role["source"]["kinesis"]["iamRole"] = json!("arn:aws:iam::123456789012:role/reader");
         assert!(errors(role).is_empty());
         let mut no_key = base;
-        no_key["source"]["kinesis"].as_object_mut().unwrap().remove("accessKey");
+        no_key["source"]["kinesis"]
+            .as_object_mut()
+            .unwrap()
+            .remove("accessKey");
         assert_eq!(errors(no_key), ["/source/kinesis/accessKey"]);
     }
 
@@ -994,8 +1042,7 @@ mod tests {
         let mut value = kafka_pipe();
         value["destination"]["managedTable"] = json!(true);
         assert_eq!(errors(value.clone()), ["/destination/tableDefinition"]);
-        value["destination"]["tableDefinition"] =
-            json!({"engine": "ReplacingMergeTree", "sortingKey": ["id", "nope"], "partitionBy": "id; DROP"});
+        value["destination"]["tableDefinition"] = json!({"engine": "ReplacingMergeTree", "sortingKey": ["id", "nope"], "partitionBy": "id; DROP"});
         assert_eq!(
             errors(value),
             [
@@ -1048,7 +1095,11 @@ mod tests {
             .collect();
         assert_eq!(
             pointers,
-            ["/source/kafka/topics", "/source/kafka/offset", "/destination/table"]
+            [
+                "/source/kafka/topics",
+                "/source/kafka/offset",
+                "/destination/table"
+            ]
         );
     }
 

@@ -173,7 +173,8 @@ mod tests {
     use proptest::prelude::*;
 
     const COMMANDS: [Command; 3] = [Start, Stop, Delete];
-    const OBSERVATIONS: [Observation; 4] = [ReplicasReady, ReplicasUnhealthy, Fatal, ReplicasStopped];
+    const OBSERVATIONS: [Observation; 4] =
+        [ReplicasReady, ReplicasUnhealthy, Fatal, ReplicasStopped];
 
     fn to(s: PipeState) -> Option<Transition> {
         Some(Transition::To(s))
@@ -224,7 +225,11 @@ mod tests {
         ];
         for (state, expected) in table {
             for (observation, expected) in OBSERVATIONS.into_iter().zip(expected) {
-                assert_eq!(state.observe(observation), expected, "{state:?} {observation:?}");
+                assert_eq!(
+                    state.observe(observation),
+                    expected,
+                    "{state:?} {observation:?}"
+                );
             }
         }
     }

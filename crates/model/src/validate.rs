@@ -62,7 +62,10 @@ pub fn check_display_name(v: &mut Validation, pointer: &str, name: &str) {
     if chars == 0 || name.trim().is_empty() {
         v.error(pointer, "must not be empty");
     } else if chars > MAX_NAME_CHARS {
-        v.error(pointer, format!("must be at most {MAX_NAME_CHARS} characters"));
+        v.error(
+            pointer,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        );
     } else if name.trim() != name {
         v.error(pointer, "must not start or end with whitespace");
     } else if let Some(bad) = name
@@ -82,7 +85,10 @@ pub fn check_description(v: &mut Validation, pointer: &str, text: &str) {
             pointer,
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
         );
-    } else if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    } else if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         v.error(pointer, "must not contain control characters");
     }
 }
@@ -101,7 +107,10 @@ pub fn check_identifier(v: &mut Validation, pointer: &str, name: &str, allow_dot
     if name.is_empty() {
         v.error(pointer, "must not be empty");
     } else if name.len() > MAX_IDENTIFIER_CHARS {
-        v.error(pointer, format!("must be at most {MAX_IDENTIFIER_CHARS} characters"));
+        v.error(
+            pointer,
+            format!("must be at most {MAX_IDENTIFIER_CHARS} characters"),
+        );
     } else if !valid_start || !valid_rest || name.ends_with('.') || name.contains("..") {
         let rule = if allow_dots {
             "must start with a letter or `_` and contain only ASCII letters, digits, `_` and single dots between parts"
@@ -137,7 +146,13 @@ mod tests {
 
     #[test]
     fn display_names() {
-        for good in ["orders", "Orders pipe 2", "ingest_v1.2-eu", "заказы", "注文"] {
+        for good in [
+            "orders",
+            "Orders pipe 2",
+            "ingest_v1.2-eu",
+            "заказы",
+            "注文",
+        ] {
             assert!(name_ok(good), "{good}");
         }
         let too_long = "x".repeat(MAX_NAME_CHARS + 1);

@@ -19,7 +19,9 @@ const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("SLUICE_MASTER_KEY must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)")]
+    #[error(
+        "SLUICE_MASTER_KEY must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)"
+    )]
     BadEnvKey,
     #[error("master key file {path} must hold 32 bytes encoded as base64")]
     BadKeyFile { path: String },
@@ -32,7 +34,9 @@ pub enum KeyError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
-    #[error("a sealed secret could not be opened: wrong master key, or the value was tampered with")]
+    #[error(
+        "a sealed secret could not be opened: wrong master key, or the value was tampered with"
+    )]
     Open,
     #[error("a sealed secret has an unknown format")]
     Format,
@@ -55,7 +59,9 @@ impl Cipher {
     /// on one key.
     pub fn load(env_key: Option<&str>, key_file: &Path) -> Result<Self, KeyError> {
         if let Some(encoded) = env_key.filter(|k| !k.trim().is_empty()) {
-            return decode_key(encoded).map(|k| Self::from_key(&k)).ok_or(KeyError::BadEnvKey);
+            return decode_key(encoded)
+                .map(|k| Self::from_key(&k))
+                .ok_or(KeyError::BadEnvKey);
         }
         let path = key_file.display().to_string();
         let io = |source| KeyError::Io {
@@ -133,13 +139,19 @@ impl Cipher {
         if bag.is_empty() {
             return None;
         }
-        let plain: std::collections::BTreeMap<&str, &str> =
-            bag.iter().map(|(name, secret)| (name, secret.expose())).collect();
+        let plain: std::collections::BTreeMap<&str, &str> = bag
+            .iter()
+            .map(|(name, secret)| (name, secret.expose()))
+            .collect();
         let json = serde_json::to_vec(&plain).expect("a map of strings always serializes");
         Some(self.seal(context, &json))
     }
 
-    pub fn open_bag(&self, context: &[u8], sealed: Option<&[u8]>) -> Result<SecretBag, CryptoError> {
+    pub fn open_bag(
+        &self,
+        context: &[u8],
+        sealed: Option<&[u8]>,
+    ) -> Result<SecretBag, CryptoError> {
         let Some(sealed) = sealed else {
             return Ok(SecretBag::default());
         };
@@ -168,7 +180,10 @@ mod tests {
         let sealed = cipher.seal(b"pipe:1", b"hunter2");
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(cipher.open(b"pipe:1", &sealed).unwrap(), b"hunter2");
-        assert!(matches!(cipher.open(b"pipe:2", &sealed), Err(CryptoError::Open)));
+        assert!(matches!(
+            cipher.open(b"pipe:2", &sealed),
+            Err(CryptoError::Open)
+        ));
         assert!(matches!(
             Cipher::from_key(&[8; 32]).open(b"pipe:1", &sealed),
             Err(CryptoError::Open)
@@ -176,8 +191,15 @@ mod tests {
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(cipher.open(b"pipe:1", &tampered).is_err());
-        assert!(matches!(cipher.open(b"pipe:1", &[2, 0]), Err(CryptoError::Format)));
-        assert_ne!(cipher.seal(b"c", b"x"), cipher.seal(b"c", b"x"), "nonces differ");
+        assert!(matches!(
+            cipher.open(b"pipe:1", &[2, 0]),
+            Err(CryptoError::Format)
+        ));
+        assert_ne!(
+            cipher.seal(b"c", b"x"),
+            cipher.seal(b"c", b"x"),
+            "nonces differ"
+        );
     }
 
     #[test]
@@ -201,7 +223,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(matches!(Cipher::load(Some("short"), &path), Err(KeyError::BadEnvKey)));
+        assert!(matches!(
+            Cipher::load(Some("short"), &path),
+            Err(KeyError::BadEnvKey)
+        ));
         let env = BASE64.encode([3u8; 32]);
         assert!(Cipher::load(Some(&env), &path).is_ok());
     }

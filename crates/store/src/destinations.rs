@@ -51,9 +51,10 @@ pub(crate) fn destination_context(id: Uuid) -> Vec<u8> {
 impl DestinationRecord {
     /// The stored secrets, opened.
     pub fn secrets(&self, store: &Store) -> Result<SecretBag> {
-        Ok(store
-            .cipher
-            .open_bag(&destination_context(self.id), self.sealed_secrets.as_deref())?)
+        Ok(store.cipher.open_bag(
+            &destination_context(self.id),
+            self.sealed_secrets.as_deref(),
+        )?)
     }
 }
 

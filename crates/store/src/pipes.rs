@@ -193,7 +193,11 @@ impl Store {
         .transpose()
     }
 
-    pub async fn list_pipes(&self, limit: i64, after: Option<Uuid>) -> Result<Page<PipeRecord, Uuid>> {
+    pub async fn list_pipes(
+        &self,
+        limit: i64,
+        after: Option<Uuid>,
+    ) -> Result<Page<PipeRecord, Uuid>> {
         let rows = sqlx::query_as!(
             PipeRow,
             "SELECT id, spec, secrets, state, generation, version, ready_replicas,

@@ -28,7 +28,10 @@ impl MintedKey {
         rand::rngs::OsRng.fill_bytes(&mut id);
         rand::rngs::OsRng.fill_bytes(&mut secret);
         Self {
-            id: format!("sk{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            id: format!(
+                "sk{}",
+                id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
             secret: URL_SAFE_NO_PAD.encode(secret),
         }
     }
@@ -36,7 +39,9 @@ impl MintedKey {
     /// Parses `<id>.<secret>` (the Bearer token form).
     pub fn parse_token(token: &str) -> Option<Self> {
         let (id, secret) = token.trim().split_once('.')?;
-        let id_ok = id.len() == 22 && id.starts_with("sk") && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        let id_ok = id.len() == 22
+            && id.starts_with("sk")
+            && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
         (id_ok && secret.len() >= 32).then(|| Self {
             id: id.to_owned(),
             secret: secret.to_owned(),
@@ -118,10 +123,11 @@ impl Caller {
 }
 
 fn credentials(parts: &Parts) -> Result<(String, String), Problem> {
-    let header = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| Problem::unauthorized("send an API key: Authorization: Basic base64(keyId:secret) or Bearer keyId.secret"))?;
+    let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Problem::unauthorized(
+            "send an API key: Authorization: Basic base64(keyId:secret) or Bearer keyId.secret",
+        )
+    })?;
     let value = header
         .to_str()
         .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))?;

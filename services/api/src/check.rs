@@ -10,7 +10,10 @@ use crate::views::DestinationCheck;
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_ERROR_CHARS: usize = 2000;
 
-pub async fn check_clickhouse(spec: &DestinationSpec, password: Option<&Secret>) -> DestinationCheck {
+pub async fn check_clickhouse(
+    spec: &DestinationSpec,
+    password: Option<&Secret>,
+) -> DestinationCheck {
     let started = Instant::now();
     let outcome = query_version(spec, password).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -30,7 +33,10 @@ pub async fn check_clickhouse(spec: &DestinationSpec, password: Option<&Secret>)
     }
 }
 
-async fn query_version(spec: &DestinationSpec, password: Option<&Secret>) -> Result<String, String> {
+async fn query_version(
+    spec: &DestinationSpec,
+    password: Option<&Secret>,
+) -> Result<String, String> {
     let mut client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT / 2)
@@ -47,7 +53,10 @@ async fn query_version(spec: &DestinationSpec, password: Option<&Secret>) -> Res
         .map_err(|e| format!("cannot set up an HTTP client: {}", chain(&e)))?;
     let response = client
         .get(&spec.url)
-        .query(&[("query", "SELECT version()"), ("database", spec.database.as_str())])
+        .query(&[
+            ("query", "SELECT version()"),
+            ("database", spec.database.as_str()),
+        ])
         .basic_auth(&spec.username, password.map(Secret::expose))
         .send()
         .await
@@ -67,7 +76,10 @@ async fn query_version(spec: &DestinationSpec, password: Option<&Secret>) -> Res
         }
         Ok(version.to_owned())
     } else {
-        Err(format!("ClickHouse answered HTTP {status}: {}", body.trim()))
+        Err(format!(
+            "ClickHouse answered HTTP {status}: {}",
+            body.trim()
+        ))
     }
 }
 

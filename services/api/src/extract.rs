@@ -46,18 +46,24 @@ async fn read_json_body(req: Request, limit: usize) -> Result<axum::body::Bytes,
             "Unsupported media type",
             format!(
                 "send the body as application/json (got {:?})",
-                if content_type.is_empty() { "nothing" } else { content_type }
+                if content_type.is_empty() {
+                    "nothing"
+                } else {
+                    content_type
+                }
             ),
         ));
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
-        Problem::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "Body too large",
-            format!("the request body exceeds {limit} bytes"),
-        )
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Body too large",
+                format!("the request body exceeds {limit} bytes"),
+            )
+        })
 }
 
 /// Syntax errors (bad JSON, invalid UTF-8, too deep, trailing data) are 400;
@@ -65,12 +71,13 @@ async fn read_json_body(req: Request, limit: usize) -> Result<axum::body::Bytes,
 /// unknown enum values) is 422 with the field's JSON Pointer. Parsing to a
 /// `Value` first keeps the two apart.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Eof => {
-            Problem::malformed(format!("the body is not complete JSON: {e}"))
-        }
-        _ => Problem::malformed(format!("the body is not valid JSON: {e}")),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Eof => {
+                Problem::malformed(format!("the body is not complete JSON: {e}"))
+            }
+            _ => Problem::malformed(format!("the body is not valid JSON: {e}")),
+        })?;
     serde_path_to_error::deserialize(value).map_err(|error| {
         let pointer = pointer_of(error.path());
         Problem::validation(vec![FieldError {
@@ -151,7 +158,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     axum::extract::Query::<T>::try_from_uri(
-        &format!("/?{query}").parse().map_err(|_| Problem::invalid_parameter("the query string is malformed"))?,
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| Problem::invalid_parameter("the query string is malformed"))?,
     )
     .map(|q| q.0)
     .map_err(|e| Problem::invalid_parameter(e.body_text()))

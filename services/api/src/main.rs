@@ -22,7 +22,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let max_body_bytes = match env("SLUICE_API_MAX_BODY_BYTES") {
-        Some(v) => v.parse().context("SLUICE_API_MAX_BODY_BYTES must be a number of bytes")?,
+        Some(v) => v
+            .parse()
+            .context("SLUICE_API_MAX_BODY_BYTES must be a number of bytes")?,
         None => sluice_api::DEFAULT_MAX_BODY_BYTES,
     };
     let addr = env("SLUICE_API_ADDR").unwrap_or_else(|| "127.0.0.1:8080".to_owned());

@@ -79,7 +79,9 @@ impl TestApi {
         let store = Store::from_pool(db.pool().await, Cipher::from_key(&[42; 32]));
         store.migrate().await.expect("migrations apply");
         let admin = MintedKey::generate();
-        bootstrap_admin_key(&store, Some(&admin.token())).await.unwrap();
+        bootstrap_admin_key(&store, Some(&admin.token()))
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = app(AppState::new(store.clone(), MAX_BODY));
@@ -133,7 +135,11 @@ impl TestApi {
 
     async fn create_key(&self, role: &str) -> String {
         let reply = self
-            .call(Method::POST, "/v1/keys", Some(json!({"name": format!("{role} key"), "role": role})))
+            .call(
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"name": format!("{role} key"), "role": role})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         reply.json()["token"].as_str().unwrap().to_owned()
@@ -219,13 +225,23 @@ fn kinesis_pipe(destination: &str) -> Value {
 #[tokio::test]
 async fn health_readiness_metrics_and_docs_need_no_key() {
     let api = TestApi::start().await;
-    for path in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/docs/"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/docs/",
+    ] {
         let reply = api.send(api.http.get(format!("{}{path}", api.base))).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text);
     }
-    let metrics = api.send(api.http.get(format!("{}/metrics", api.base))).await;
+    let metrics = api
+        .send(api.http.get(format!("{}/metrics", api.base)))
+        .await;
     assert!(metrics.text.contains("sluice_pipes"), "{}", metrics.text);
-    let spec = api.send(api.http.get(format!("{}/v1/openapi.json", api.base))).await;
+    let spec = api
+        .send(api.http.get(format!("{}/v1/openapi.json", api.base)))
+        .await;
     assert_eq!(spec.json()["openapi"], "3.1.0");
 }
 
@@ -244,57 +260,111 @@ async fn authentication_and_roles() {
 
     let (admin_id, _) = api.admin.split_once('.').unwrap();
     let wrong_secret = format!("{admin_id}.{}", MintedKey::generate().secret);
-    let reply = api.call_as(&wrong_secret, Method::GET, "/v1/pipes", None).await;
+    let reply = api
+        .call_as(&wrong_secret, Method::GET, "/v1/pipes", None)
+        .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
-    for garbage in ["Bearer", "Bearer nodot", "Basic !!!", "Basic Zm9v", "Digest x", "Bearer a.b"] {
-        let reply = api.send(api.http.get(&url).header("authorization", garbage)).await;
+    for garbage in [
+        "Bearer",
+        "Bearer nodot",
+        "Basic !!!",
+        "Basic Zm9v",
+        "Digest x",
+        "Bearer a.b",
+    ] {
+        let reply = api
+            .send(api.http.get(&url).header("authorization", garbage))
+            .await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{garbage}");
         assert!(reply.is_problem());
     }
 
     // Basic auth, as the reference API takes it.
     let (id, secret) = api.admin.split_once('.').unwrap();
-    let reply = api.send(api.http.get(&url).basic_auth(id, Some(secret))).await;
+    let reply = api
+        .send(api.http.get(&url).basic_auth(id, Some(secret)))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
 
     let viewer = api.create_key("viewer").await;
     let developer = api.create_key("developer").await;
-    assert_eq!(api.call_as(&viewer, Method::GET, "/v1/pipes", None).await.status, StatusCode::OK);
+    assert_eq!(
+        api.call_as(&viewer, Method::GET, "/v1/pipes", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let write = api
-        .call_as(&viewer, Method::POST, "/v1/destinations", Some(json!({"name": "x", "url": "http://h"})))
+        .call_as(
+            &viewer,
+            Method::POST,
+            "/v1/destinations",
+            Some(json!({"name": "x", "url": "http://h"})),
+        )
         .await;
     assert_eq!(write.status, StatusCode::FORBIDDEN);
     assert!(write.is_problem());
     let reply = api
-        .call_as(&developer, Method::POST, "/v1/destinations", Some(json!({"name": "x", "url": "http://h"})))
+        .call_as(
+            &developer,
+            Method::POST,
+            "/v1/destinations",
+            Some(json!({"name": "x", "url": "http://h"})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    assert_eq!(api.call_as(&developer, Method::GET, "/v1/keys", None).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(api.call_as(&viewer, Method::GET, "/v1/keys", None).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.call_as(&developer, Method::GET, "/v1/keys", None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api.call_as(&viewer, Method::GET, "/v1/keys", None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
 
     // Revocation.
     let keys = api.call(Method::GET, "/v1/keys", None).await.json();
     assert_eq!(keys["data"].as_array().unwrap().len(), 3);
     assert!(keys.to_string().find("secret").is_none(), "{keys}");
     let (viewer_id, _) = viewer.split_once('.').unwrap();
-    let revoked = api.call(Method::DELETE, &format!("/v1/keys/{viewer_id}"), None).await;
+    let revoked = api
+        .call(Method::DELETE, &format!("/v1/keys/{viewer_id}"), None)
+        .await;
     assert_eq!(revoked.status, StatusCode::OK);
     assert!(revoked.json()["revokedAt"].is_string());
     let reply = api.call_as(&viewer, Method::GET, "/v1/pipes", None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert!(reply.json()["detail"].as_str().unwrap().contains("revoked"));
-    let missing = api.call(Method::DELETE, "/v1/keys/sk00000000000000000000", None).await;
+    let missing = api
+        .call(Method::DELETE, "/v1/keys/sk00000000000000000000", None)
+        .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     // The last admin key cannot be revoked; with a second one it can.
-    let last = api.call(Method::DELETE, &format!("/v1/keys/{admin_id}"), None).await;
+    let last = api
+        .call(Method::DELETE, &format!("/v1/keys/{admin_id}"), None)
+        .await;
     assert_eq!(last.status, StatusCode::CONFLICT);
     assert!(last.is_problem());
     let second_admin = api.create_key("admin").await;
-    let reply = api.call_as(&second_admin, Method::DELETE, &format!("/v1/keys/{admin_id}"), None).await;
+    let reply = api
+        .call_as(
+            &second_admin,
+            Method::DELETE,
+            &format!("/v1/keys/{admin_id}"),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(api.call(Method::GET, "/v1/pipes", None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api.call(Method::GET, "/v1/pipes", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -312,33 +382,58 @@ async fn destinations_crud_and_concurrency() {
     // Pagination across three destinations.
     api.create_destination("p2").await;
     api.create_destination("p3").await;
-    let first = api.call(Method::GET, "/v1/destinations?limit=2", None).await.json();
+    let first = api
+        .call(Method::GET, "/v1/destinations?limit=2", None)
+        .await
+        .json();
     assert_eq!(first["data"].as_array().unwrap().len(), 2);
     let cursor = first["nextCursor"].as_str().unwrap();
     let second = api
-        .call(Method::GET, &format!("/v1/destinations?limit=2&cursor={cursor}"), None)
+        .call(
+            Method::GET,
+            &format!("/v1/destinations?limit=2&cursor={cursor}"),
+            None,
+        )
         .await
         .json();
     assert_eq!(second["data"].as_array().unwrap().len(), 1);
     assert!(second.get("nextCursor").is_none());
 
     // A merge patch; If-Match guards against lost updates.
-    let renamed = api.call(Method::PATCH, &path, Some(json!({"name": "renamed"}))).await;
+    let renamed = api
+        .call(Method::PATCH, &path, Some(json!({"name": "renamed"})))
+        .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     assert_eq!(renamed.json()["version"], 2);
     assert_eq!(renamed.json()["hasPassword"], true);
     let stale = api
-        .send(api.request(Method::PATCH, &path, &api.admin).header("if-match", "\"1\"").json(&json!({"name": "x"})))
+        .send(
+            api.request(Method::PATCH, &path, &api.admin)
+                .header("if-match", "\"1\"")
+                .json(&json!({"name": "x"})),
+        )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     assert!(stale.is_problem());
     let fresh = api
-        .send(api.request(Method::PATCH, &path, &api.admin).header("if-match", "\"2\"").json(&json!({"database": "other"})))
+        .send(
+            api.request(Method::PATCH, &path, &api.admin)
+                .header("if-match", "\"2\"")
+                .json(&json!({"database": "other"})),
+        )
         .await;
     assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.text);
-    let unchanged = api.call(Method::PATCH, &path, Some(json!({"database": "other"}))).await;
-    assert_eq!(unchanged.json()["version"], 3, "a no-op patch keeps the version");
-    let invalid = api.call(Method::PATCH, &path, Some(json!({"url": "ftp://x"}))).await;
+    let unchanged = api
+        .call(Method::PATCH, &path, Some(json!({"database": "other"})))
+        .await;
+    assert_eq!(
+        unchanged.json()["version"],
+        3,
+        "a no-op patch keeps the version"
+    );
+    let invalid = api
+        .call(Method::PATCH, &path, Some(json!({"url": "ftp://x"})))
+        .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(invalid.json()["errors"][0]["pointer"], "/url");
 
@@ -350,24 +445,49 @@ async fn destinations_crud_and_concurrency() {
 
     let other = api.create_destination("").await;
     let other_path = format!("/v1/destinations/{other}");
-    assert_eq!(api.call(Method::DELETE, &other_path, None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(api.call(Method::GET, &other_path, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(api.call(Method::DELETE, &other_path, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call(Method::DELETE, &other_path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.call(Method::GET, &other_path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call(Method::DELETE, &other_path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
 async fn destination_check_reports_version_or_the_exact_failure() {
     let api = TestApi::start().await;
     let good = api.create_destination("").await;
-    let reply = api.call(Method::POST, &format!("/v1/destinations/{good}/check"), None).await;
+    let reply = api
+        .call(
+            Method::POST,
+            &format!("/v1/destinations/{good}/check"),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     let check = reply.json();
     assert_eq!(check["ok"], true, "{check}");
-    assert!(check["serverVersion"].as_str().unwrap().chars().next().unwrap().is_ascii_digit());
+    assert!(check["serverVersion"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .next()
+        .unwrap()
+        .is_ascii_digit());
 
     let wrong_password = api.create_destination("not-the-password-5d1e").await;
     let check = api
-        .call(Method::POST, &format!("/v1/destinations/{wrong_password}/check"), None)
+        .call(
+            Method::POST,
+            &format!("/v1/destinations/{wrong_password}/check"),
+            None,
+        )
         .await
         .json();
     assert_eq!(check["ok"], false);
@@ -376,24 +496,56 @@ async fn destination_check_reports_version_or_the_exact_failure() {
     assert!(!error.contains("not-the-password-5d1e"));
 
     let patched = api
-        .call(Method::PATCH, &format!("/v1/destinations/{good}"), Some(json!({"database": "no_such_db"})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/destinations/{good}"),
+            Some(json!({"database": "no_such_db"})),
+        )
         .await;
     assert_eq!(patched.status, StatusCode::OK);
-    let check = api.call(Method::POST, &format!("/v1/destinations/{good}/check"), None).await.json();
+    let check = api
+        .call(
+            Method::POST,
+            &format!("/v1/destinations/{good}/check"),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(check["ok"], false);
-    assert!(check["error"].as_str().unwrap().contains("no_such_db"), "{check}");
+    assert!(
+        check["error"].as_str().unwrap().contains("no_such_db"),
+        "{check}"
+    );
 
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let reply = api
-        .call(Method::POST, "/v1/destinations", Some(json!({"name": "nowhere", "url": format!("http://127.0.0.1:{port}")})))
+        .call(
+            Method::POST,
+            "/v1/destinations",
+            Some(json!({"name": "nowhere", "url": format!("http://127.0.0.1:{port}")})),
+        )
         .await;
     let nowhere = reply.json()["id"].as_str().unwrap().to_owned();
-    let check = api.call(Method::POST, &format!("/v1/destinations/{nowhere}/check"), None).await.json();
+    let check = api
+        .call(
+            Method::POST,
+            &format!("/v1/destinations/{nowhere}/check"),
+            None,
+        )
+        .await
+        .json();
     assert_eq!(check["ok"], false);
-    assert!(check["error"].as_str().unwrap().to_lowercase().contains("refused"), "{check}");
+    assert!(
+        check["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{check}"
+    );
 }
 
 #[tokio::test]
@@ -404,121 +556,282 @@ async fn pipes_crud_edits_scaling_settings_status_and_events() {
     let id = pipe["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/pipes/{id}");
     assert_eq!(pipe["state"], "Stopped");
-    assert_eq!(pipe["source"]["kafka"]["consumerGroup"], format!("sluice-{id}"));
-    assert_eq!(pipe["source"]["kafka"]["credentials"], json!({"username": "shop"}));
+    assert_eq!(
+        pipe["source"]["kafka"]["consumerGroup"],
+        format!("sluice-{id}")
+    );
+    assert_eq!(
+        pipe["source"]["kafka"]["credentials"],
+        json!({"username": "shop"})
+    );
     assert_eq!(pipe["settings"]["streaming_max_insert_wait_ms"], 5000);
     assert_eq!(pipe["settings"]["max_insert_rows"], 100000);
     assert_eq!(pipe["scaling"], json!({"replicas": 1, "replicaSize": "XS"}));
 
     let kinesis = api.create_pipe(kinesis_pipe(&destination)).await;
-    assert_eq!(kinesis["source"]["kinesis"]["accessKey"], json!({"accessKeyId": "AKIAIOSFODNN7EXAMPLE"}));
-    let list = api.call(Method::GET, "/v1/pipes?limit=1", None).await.json();
+    assert_eq!(
+        kinesis["source"]["kinesis"]["accessKey"],
+        json!({"accessKeyId": "AKIAIOSFODNN7EXAMPLE"})
+    );
+    let list = api
+        .call(Method::GET, "/v1/pipes?limit=1", None)
+        .await
+        .json();
     assert_eq!(list["data"][0]["id"], id.as_str());
     let next = list["nextCursor"].as_str().unwrap();
-    let list = api.call(Method::GET, &format!("/v1/pipes?cursor={next}"), None).await.json();
+    let list = api
+        .call(Method::GET, &format!("/v1/pipes?cursor={next}"), None)
+        .await
+        .json();
     assert_eq!(list["data"][0]["id"], kinesis["id"]);
 
     // Renaming is not a data-path change; rotating the password is.
-    let renamed = api.call(Method::PATCH, &path, Some(json!({"name": "orders v2", "description": null}))).await;
+    let renamed = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "orders v2", "description": null})),
+        )
+        .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
     assert_eq!(renamed.json()["name"], "orders v2");
     assert_eq!(renamed.json()["description"], "");
     assert_eq!(renamed.json()["generation"], 1);
     let rotated = api
-        .call(Method::PATCH, &path, Some(json!({"source": {"kafka": {"credentials": {"password": "rotated-pw-0c4d"}}}})))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"source": {"kafka": {"credentials": {"password": "rotated-pw-0c4d"}}}})),
+        )
         .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text);
     assert_eq!(rotated.json()["generation"], 2);
-    assert_eq!(rotated.json()["source"]["kafka"]["credentials"]["username"], "shop");
+    assert_eq!(
+        rotated.json()["source"]["kafka"]["credentials"]["username"],
+        "shop"
+    );
     let resent = api.call(Method::PATCH, &path, Some(renamed.json())).await;
-    assert_eq!(resent.status, StatusCode::UNPROCESSABLE_ENTITY, "read-only fields are not part of the spec");
+    assert_eq!(
+        resent.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "read-only fields are not part of the spec"
+    );
     let same_immutables = api
-        .call(Method::PATCH, &path, Some(json!({"source": {"kafka": {"topics": ["orders"], "brokers": "127.0.0.1:9092"}}})))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"source": {"kafka": {"topics": ["orders"], "brokers": "127.0.0.1:9092"}}})),
+        )
         .await;
     assert_eq!(same_immutables.status, StatusCode::OK);
-    assert_eq!(same_immutables.json()["version"], rotated.json()["version"], "no-op");
+    assert_eq!(
+        same_immutables.json()["version"],
+        rotated.json()["version"],
+        "no-op"
+    );
 
     // Immutable fields.
     for (patch, pointer) in [
-        (json!({"source": {"kafka": {"topics": ["other"]}}}), "/source/kafka/topics"),
-        (json!({"source": {"kafka": {"brokers": "10.0.0.1:9092"}}}), "/source/kafka/brokers"),
-        (json!({"source": {"kafka": {"consumerGroup": "mine"}}}), "/source/kafka/consumerGroup"),
-        (json!({"source": {"kafka": {"offset": {"strategy": "from_latest"}}}}), "/source/kafka/offset"),
-        (json!({"destination": {"table": "elsewhere"}}), "/destination/table"),
-        (json!({"destination": {"columns": [{"name": "id", "type": "UInt64"}]}}), "/destination/columns"),
-        (json!({"source": {"kafka": null, "kinesis": kinesis_pipe(&destination)["source"]["kinesis"]}}), "/source"),
+        (
+            json!({"source": {"kafka": {"topics": ["other"]}}}),
+            "/source/kafka/topics",
+        ),
+        (
+            json!({"source": {"kafka": {"brokers": "10.0.0.1:9092"}}}),
+            "/source/kafka/brokers",
+        ),
+        (
+            json!({"source": {"kafka": {"consumerGroup": "mine"}}}),
+            "/source/kafka/consumerGroup",
+        ),
+        (
+            json!({"source": {"kafka": {"offset": {"strategy": "from_latest"}}}}),
+            "/source/kafka/offset",
+        ),
+        (
+            json!({"destination": {"table": "elsewhere"}}),
+            "/destination/table",
+        ),
+        (
+            json!({"destination": {"columns": [{"name": "id", "type": "UInt64"}]}}),
+            "/destination/columns",
+        ),
+        (
+            json!({"source": {"kafka": null, "kinesis": kinesis_pipe(&destination)["source"]["kinesis"]}}),
+            "/source",
+        ),
     ] {
         let reply = api.call(Method::PATCH, &path, Some(patch.clone())).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{patch}: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{patch}: {}",
+            reply.text
+        );
         assert!(reply.is_problem());
-        assert_eq!(reply.json()["type"], "https://sluice.dev/problems/immutable-field", "{patch}");
+        assert_eq!(
+            reply.json()["type"],
+            "https://sluice.dev/problems/immutable-field",
+            "{patch}"
+        );
         assert_eq!(reply.json()["errors"][0]["pointer"], pointer);
-        assert!(reply.json()["detail"].as_str().unwrap().contains("new pipe"));
+        assert!(reply.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("new pipe"));
     }
 
     // Scaling.
     let scaled = api
-        .call(Method::PATCH, &format!("{path}/scaling"), Some(json!({"replicas": 3, "replicaSize": "L"})))
+        .call(
+            Method::PATCH,
+            &format!("{path}/scaling"),
+            Some(json!({"replicas": 3, "replicaSize": "L"})),
+        )
         .await;
     assert_eq!(scaled.status, StatusCode::OK, "{}", scaled.text);
-    assert_eq!(scaled.json()["scaling"], json!({"replicas": 3, "replicaSize": "L"}));
+    assert_eq!(
+        scaled.json()["scaling"],
+        json!({"replicas": 3, "replicaSize": "L"})
+    );
     let auto = api
-        .call(Method::PATCH, &format!("{path}/scaling"), Some(json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 6}})))
+        .call(
+            Method::PATCH,
+            &format!("{path}/scaling"),
+            Some(json!({"autoscaling": {"minReplicas": 2, "maxReplicas": 6}})),
+        )
         .await;
     assert_eq!(auto.json()["scaling"]["autoscaling"]["maxReplicas"], 6);
     let bad = api
-        .call(Method::PATCH, &format!("{path}/scaling"), Some(json!({"autoscaling": {"minReplicas": 5, "maxReplicas": 6}})))
+        .call(
+            Method::PATCH,
+            &format!("{path}/scaling"),
+            Some(json!({"autoscaling": {"minReplicas": 5, "maxReplicas": 6}})),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.json()["errors"][0]["pointer"], "/scaling/replicas");
-    let bad = api.call(Method::PATCH, &format!("{path}/scaling"), Some(json!({"replicaSize": "XXL"}))).await;
+    let bad = api
+        .call(
+            Method::PATCH,
+            &format!("{path}/scaling"),
+            Some(json!({"replicaSize": "XXL"})),
+        )
+        .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.json()["errors"][0]["pointer"], "/scaling/replicaSize");
 
     // Settings.
-    let settings = api.call(Method::GET, &format!("{path}/settings"), None).await;
-    assert_eq!(settings.json(), json!({"streaming_max_insert_wait_ms": 5000, "max_insert_rows": 100000}));
+    let settings = api
+        .call(Method::GET, &format!("{path}/settings"), None)
+        .await;
+    assert_eq!(
+        settings.json(),
+        json!({"streaming_max_insert_wait_ms": 5000, "max_insert_rows": 100000})
+    );
     let put = api
-        .call(Method::PUT, &format!("{path}/settings"), Some(json!({"streaming_max_insert_wait_ms": 1500})))
+        .call(
+            Method::PUT,
+            &format!("{path}/settings"),
+            Some(json!({"streaming_max_insert_wait_ms": 1500})),
+        )
         .await;
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
-    assert_eq!(put.json(), json!({"streaming_max_insert_wait_ms": 1500, "max_insert_rows": 100000}));
-    for body in [json!({"streaming_max_insert_wait_ms": 499}), json!({"streaming_max_insert_wait_ms": 60001}), json!({"batch": 1})] {
-        let reply = api.call(Method::PUT, &format!("{path}/settings"), Some(body.clone())).await;
+    assert_eq!(
+        put.json(),
+        json!({"streaming_max_insert_wait_ms": 1500, "max_insert_rows": 100000})
+    );
+    for body in [
+        json!({"streaming_max_insert_wait_ms": 499}),
+        json!({"streaming_max_insert_wait_ms": 60001}),
+        json!({"batch": 1}),
+    ] {
+        let reply = api
+            .call(Method::PUT, &format!("{path}/settings"), Some(body.clone()))
+            .await;
         assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(reply.is_problem());
     }
 
     // Status and events.
-    let status = api.call(Method::GET, &format!("{path}/status"), None).await.json();
+    let status = api
+        .call(Method::GET, &format!("{path}/status"), None)
+        .await
+        .json();
     assert_eq!(status["state"], "Stopped");
     assert_eq!(status["desiredState"], "stopped");
     assert_eq!(status["replicas"], json!({"desired": 0, "ready": 0}));
-    api.call(Method::PATCH, &format!("{path}/state"), Some(json!({"command": "start"}))).await;
-    let status = api.call(Method::GET, &format!("{path}/status"), None).await.json();
+    api.call(
+        Method::PATCH,
+        &format!("{path}/state"),
+        Some(json!({"command": "start"})),
+    )
+    .await;
+    let status = api
+        .call(Method::GET, &format!("{path}/status"), None)
+        .await
+        .json();
     assert_eq!(status["state"], "Provisioning");
     assert_eq!(status["desiredState"], "running");
     assert_eq!(status["replicas"]["desired"], 3);
-    let events = api.call(Method::GET, &format!("{path}/events"), None).await.json();
-    let kinds: Vec<&str> = events["data"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.first(), Some(&"state_changed"), "newest first: {kinds:?}");
+    let events = api
+        .call(Method::GET, &format!("{path}/events"), None)
+        .await
+        .json();
+    let kinds: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.first(),
+        Some(&"state_changed"),
+        "newest first: {kinds:?}"
+    );
     assert_eq!(kinds.last(), Some(&"created"));
-    let page = api.call(Method::GET, &format!("{path}/events?limit=2"), None).await.json();
+    let page = api
+        .call(Method::GET, &format!("{path}/events?limit=2"), None)
+        .await
+        .json();
     let next = page["nextCursor"].as_str().unwrap();
-    let rest = api.call(Method::GET, &format!("{path}/events?cursor={next}&limit=200"), None).await.json();
-    assert_eq!(page["data"].as_array().unwrap().len() + rest["data"].as_array().unwrap().len(), kinds.len());
+    let rest = api
+        .call(
+            Method::GET,
+            &format!("{path}/events?cursor={next}&limit=200"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(
+        page["data"].as_array().unwrap().len() + rest["data"].as_array().unwrap().len(),
+        kinds.len()
+    );
 
     // Delete: live pipes pass through Deleting, stopped ones go at once.
     let deleting = api.call(Method::DELETE, &path, None).await;
     assert_eq!(deleting.status, StatusCode::ACCEPTED);
     assert_eq!(deleting.json()["state"], "Deleting");
-    let edit = api.call(Method::PATCH, &path, Some(json!({"name": "late"}))).await;
+    let edit = api
+        .call(Method::PATCH, &path, Some(json!({"name": "late"})))
+        .await;
     assert_eq!(edit.status, StatusCode::CONFLICT);
     assert_eq!(edit.json()["currentState"], "Deleting");
     let kinesis_path = format!("/v1/pipes/{}", kinesis["id"].as_str().unwrap());
-    assert_eq!(api.call(Method::DELETE, &kinesis_path, None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(api.call(Method::GET, &kinesis_path, None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(api.call(Method::GET, &format!("{kinesis_path}/events"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.call(Method::DELETE, &kinesis_path, None).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.call(Method::GET, &kinesis_path, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.call(Method::GET, &format!("{kinesis_path}/events"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 /// Every command in every state, through the API, against the state
@@ -529,32 +842,62 @@ async fn every_state_transition_through_the_api() {
     let destination = api.create_destination("").await;
     for from in PipeState::ALL {
         for command in [Command::Start, Command::Stop, Command::Delete] {
-            let id = api.create_pipe(kafka_pipe(&destination)).await["id"].as_str().unwrap().to_owned();
+            let id = api.create_pipe(kafka_pipe(&destination)).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             api.force_state(&id, from).await;
             let path = format!("/v1/pipes/{id}");
             let reply = match command {
-                Command::Start => api.call(Method::PATCH, &format!("{path}/state"), Some(json!({"command": "start"}))).await,
-                Command::Stop => api.call(Method::PATCH, &format!("{path}/state"), Some(json!({"command": "stop"}))).await,
+                Command::Start => {
+                    api.call(
+                        Method::PATCH,
+                        &format!("{path}/state"),
+                        Some(json!({"command": "start"})),
+                    )
+                    .await
+                }
+                Command::Stop => {
+                    api.call(
+                        Method::PATCH,
+                        &format!("{path}/state"),
+                        Some(json!({"command": "stop"})),
+                    )
+                    .await
+                }
                 Command::Delete => api.call(Method::DELETE, &path, None).await,
             };
             let case = format!("{command:?} from {from:?}");
             match from.apply(command) {
                 Ok(Transition::To(to)) => {
-                    let expected = if command == Command::Delete { StatusCode::ACCEPTED } else { StatusCode::OK };
+                    let expected = if command == Command::Delete {
+                        StatusCode::ACCEPTED
+                    } else {
+                        StatusCode::OK
+                    };
                     assert_eq!(reply.status, expected, "{case}: {}", reply.text);
                     assert_eq!(reply.json()["state"], to.as_str(), "{case}");
-                    let status = api.call(Method::GET, &format!("{path}/status"), None).await.json();
+                    let status = api
+                        .call(Method::GET, &format!("{path}/status"), None)
+                        .await
+                        .json();
                     assert_eq!(status["state"], to.as_str(), "{case}");
                 }
                 Ok(Transition::Remove) => {
                     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{case}");
-                    assert_eq!(api.call(Method::GET, &path, None).await.status, StatusCode::NOT_FOUND);
+                    assert_eq!(
+                        api.call(Method::GET, &path, None).await.status,
+                        StatusCode::NOT_FOUND
+                    );
                 }
                 Err(_) => {
                     assert_eq!(reply.status, StatusCode::CONFLICT, "{case}: {}", reply.text);
                     assert!(reply.is_problem());
                     assert_eq!(reply.json()["currentState"], from.as_str(), "{case}");
-                    assert!(reply.json()["detail"].as_str().unwrap().contains(from.as_str()));
+                    assert!(reply.json()["detail"]
+                        .as_str()
+                        .unwrap()
+                        .contains(from.as_str()));
                 }
             }
         }
@@ -566,17 +909,31 @@ async fn a_failed_pipe_can_be_edited_stopped_started_and_deleted() {
     let api = TestApi::start().await;
     let destination = api.create_destination("").await;
     for last in ["stop", "start", "delete"] {
-        let id = api.create_pipe(kafka_pipe(&destination)).await["id"].as_str().unwrap().to_owned();
+        let id = api.create_pipe(kafka_pipe(&destination)).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let path = format!("/v1/pipes/{id}");
         api.force_state(&id, PipeState::Failed).await;
         let edit = api
-            .call(Method::PATCH, &path, Some(json!({"fieldMappings": [], "source": {"kafka": {"readCommitted": true}}})))
+            .call(
+                Method::PATCH,
+                &path,
+                Some(json!({"fieldMappings": [], "source": {"kafka": {"readCommitted": true}}})),
+            )
             .await;
         assert_eq!(edit.status, StatusCode::OK, "{}", edit.text);
         assert_eq!(edit.json()["state"], "Failed");
         let reply = match last {
             "delete" => api.call(Method::DELETE, &path, None).await,
-            command => api.call(Method::PATCH, &format!("{path}/state"), Some(json!({"command": command}))).await,
+            command => {
+                api.call(
+                    Method::PATCH,
+                    &format!("{path}/state"),
+                    Some(json!({"command": command})),
+                )
+                .await
+            }
         };
         assert!(reply.status.is_success(), "{last}: {}", reply.text);
     }
@@ -591,11 +948,19 @@ async fn if_match_on_pipes() {
     let got = api.call(Method::GET, &path, None).await;
     let etag = got.etag.clone().unwrap();
     let ok = api
-        .send(api.request(Method::PATCH, &path, &api.admin).header("if-match", &etag).json(&json!({"name": "a"})))
+        .send(
+            api.request(Method::PATCH, &path, &api.admin)
+                .header("if-match", &etag)
+                .json(&json!({"name": "a"})),
+        )
         .await;
     assert_eq!(ok.status, StatusCode::OK);
     let stale = api
-        .send(api.request(Method::PATCH, &path, &api.admin).header("if-match", &etag).json(&json!({"name": "b"})))
+        .send(
+            api.request(Method::PATCH, &path, &api.admin)
+                .header("if-match", &etag)
+                .json(&json!({"name": "b"})),
+        )
         .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     let stale = api
@@ -619,7 +984,10 @@ async fn malformed_requests_get_problem_details() {
     let with = |pointer: &str, value: Value| {
         let mut body = valid.clone();
         let (parent, key) = pointer.rsplit_once('/').unwrap();
-        match body.pointer_mut(parent).unwrap_or_else(|| panic!("{pointer}")) {
+        match body
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("{pointer}"))
+        {
             Value::Object(object) => {
                 object.insert(key.to_owned(), value);
             }
@@ -630,7 +998,11 @@ async fn malformed_requests_get_problem_details() {
     };
     let without = |parent: &str, field: &str| {
         let mut body = valid.clone();
-        body.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(field);
+        body.pointer_mut(parent)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .remove(field);
         body
     };
     let topics: Vec<String> = (0..20_000).map(|i| format!("t{i}")).collect();
@@ -638,71 +1010,432 @@ async fn malformed_requests_get_problem_details() {
 
     type Case = (&'static str, Method, String, Vec<u8>, &'static str, u16);
     let json_case = |name, path: &str, body: Value, status| -> Case {
-        (name, Method::POST, path.to_owned(), serde_json::to_vec(&body).unwrap(), "application/json", status)
+        (
+            name,
+            Method::POST,
+            path.to_owned(),
+            serde_json::to_vec(&body).unwrap(),
+            "application/json",
+            status,
+        )
     };
     let cases: Vec<Case> = vec![
-        ("not json", Method::POST, "/v1/pipes".into(), b"name=orders".to_vec(), "application/json", 400),
-        ("truncated json", Method::POST, "/v1/pipes".into(), b"{\"name\": \"or".to_vec(), "application/json", 400),
-        ("invalid utf-8", Method::POST, "/v1/pipes".into(), b"{\"name\": \"\xff\xfe\"}".to_vec(), "application/json", 400),
-        ("empty body", Method::POST, "/v1/pipes".into(), Vec::new(), "application/json", 400),
-        ("trailing garbage", Method::POST, "/v1/pipes".into(), [serde_json::to_vec(&valid).unwrap(), b" {}".to_vec()].concat(), "application/json", 400),
-        ("deeply nested", Method::PATCH, pipe_path.clone(), deep.into_bytes(), "application/json", 400),
-        ("text/plain", Method::POST, "/v1/pipes".into(), serde_json::to_vec(&valid).unwrap(), "text/plain", 415),
-        ("no content type", Method::POST, "/v1/pipes".into(), serde_json::to_vec(&valid).unwrap(), "", 415),
-        ("oversize body", Method::POST, "/v1/pipes".into(), vec![b' '; MAX_BODY + 1], "application/json", 413),
+        (
+            "not json",
+            Method::POST,
+            "/v1/pipes".into(),
+            b"name=orders".to_vec(),
+            "application/json",
+            400,
+        ),
+        (
+            "truncated json",
+            Method::POST,
+            "/v1/pipes".into(),
+            b"{\"name\": \"or".to_vec(),
+            "application/json",
+            400,
+        ),
+        (
+            "invalid utf-8",
+            Method::POST,
+            "/v1/pipes".into(),
+            b"{\"name\": \"\xff\xfe\"}".to_vec(),
+            "application/json",
+            400,
+        ),
+        (
+            "empty body",
+            Method::POST,
+            "/v1/pipes".into(),
+            Vec::new(),
+            "application/json",
+            400,
+        ),
+        (
+            "trailing garbage",
+            Method::POST,
+            "/v1/pipes".into(),
+            [serde_json::to_vec(&valid).unwrap(), b" {}".to_vec()].concat(),
+            "application/json",
+            400,
+        ),
+        (
+            "deeply nested",
+            Method::PATCH,
+            pipe_path.clone(),
+            deep.into_bytes(),
+            "application/json",
+            400,
+        ),
+        (
+            "text/plain",
+            Method::POST,
+            "/v1/pipes".into(),
+            serde_json::to_vec(&valid).unwrap(),
+            "text/plain",
+            415,
+        ),
+        (
+            "no content type",
+            Method::POST,
+            "/v1/pipes".into(),
+            serde_json::to_vec(&valid).unwrap(),
+            "",
+            415,
+        ),
+        (
+            "oversize body",
+            Method::POST,
+            "/v1/pipes".into(),
+            vec![b' '; MAX_BODY + 1],
+            "application/json",
+            413,
+        ),
         json_case("array body", "/v1/pipes", json!([valid.clone()]), 422),
-        json_case("name is a number", "/v1/pipes", with("/name", json!(42)), 422),
+        json_case(
+            "name is a number",
+            "/v1/pipes",
+            with("/name", json!(42)),
+            422,
+        ),
         json_case("name is null", "/v1/pipes", with("/name", Value::Null), 422),
         json_case("missing name", "/v1/pipes", without("", "name"), 422),
         json_case("missing source", "/v1/pipes", without("", "source"), 422),
-        json_case("missing destination table", "/v1/pipes", without("/destination", "table"), 422),
-        json_case("unknown top-level field", "/v1/pipes", with("/sauce", json!(1)), 422),
-        json_case("unknown nested field", "/v1/pipes", with("/source/kafka/credentials/pasword", json!("x")), 422),
-        json_case("unknown source kind", "/v1/pipes", with("/source", json!({"pulsar": {}})), 422),
-        json_case("two source kinds", "/v1/pipes", with("/source", json!({"kafka": valid["source"]["kafka"].clone(), "kinesis": {}})), 422),
-        json_case("unknown authentication", "/v1/pipes", with("/source/kafka/authentication", json!("KERBEROS")), 422),
-        json_case("unknown offset strategy", "/v1/pipes", with("/source/kafka/offset", json!({"strategy": "from_yesterday"})), 422),
-        json_case("unknown engine", "/v1/pipes", with("/destination/tableDefinition/engine", json!("InnoDB")), 422),
-        json_case("replicas 0", "/v1/pipes", with("/scaling", json!({"replicas": 0})), 422),
-        json_case("replicas 11", "/v1/pipes", with("/scaling", json!({"replicas": 11})), 422),
-        json_case("replicas negative", "/v1/pipes", with("/scaling", json!({"replicas": -1})), 422),
-        json_case("replicas huge", "/v1/pipes", with("/scaling", json!({"replicas": 1e300})), 422),
-        json_case("replicas as string", "/v1/pipes", with("/scaling", json!({"replicas": "3"})), 422),
-        json_case("unknown replica size", "/v1/pipes", with("/scaling", json!({"replicaSize": "XXL"})), 422),
-        json_case("insert wait too short", "/v1/pipes", with("/settings", json!({"streaming_max_insert_wait_ms": 100})), 422),
-        json_case("unknown setting", "/v1/pipes", with("/settings", json!({"max_insert_rowz": 5})), 422),
-        json_case("sql in name", "/v1/pipes", with("/name", json!("x'); DROP TABLE pipes; --")), 422),
-        json_case("shell in name", "/v1/pipes", with("/name", json!("$(rm -rf /) `id` | tee")), 422),
-        json_case("sql in table", "/v1/pipes", with("/destination/table", json!("t; DROP TABLE x")), 422),
-        json_case("sql in column type", "/v1/pipes", with("/destination/columns/0/type", json!("UInt64) ENGINE=Log; --")), 422),
-        json_case("huge topic list", "/v1/pipes", with("/source/kafka/topics", json!(topics)), 422),
-        json_case("bad broker", "/v1/pipes", with("/source/kafka/brokers", json!("kafka:notaport")), 422),
-        json_case("missing sasl password", "/v1/pipes", with("/source/kafka/credentials", json!({"username": "u"})), 422),
-        json_case("unknown destination", "/v1/pipes", with("/destination/destinationId", json!(Uuid::now_v7())), 422),
-        json_case("destination id not a uuid", "/v1/pipes", with("/destination/destinationId", json!("42")), 422),
-        json_case("timestamp not a date", "/v1/pipes", with("/source/kafka/offset", json!({"strategy": "from_timestamp", "timestamp": "yesterday"})), 422),
-        json_case("destination ftp url", "/v1/destinations", json!({"name": "x", "url": "ftp://h"}), 422),
-        json_case("destination url with credentials", "/v1/destinations", json!({"name": "x", "url": "https://u:p@h"}), 422),
-        json_case("destination password not a string", "/v1/destinations", json!({"name": "x", "url": "http://h", "password": 1}), 422),
-        json_case("key with unknown role", "/v1/keys", json!({"name": "k", "role": "root"}), 422),
-        json_case("key with shell name", "/v1/keys", json!({"name": "k;reboot", "role": "viewer"}), 422),
-        ("unknown state command", Method::PATCH, format!("{pipe_path}/state"), br#"{"command":"pause"}"#.to_vec(), "application/json", 422),
-        ("missing state command", Method::PATCH, format!("{pipe_path}/state"), b"{}".to_vec(), "application/json", 422),
-        ("patch with array", Method::PATCH, pipe_path.clone(), b"[]".to_vec(), "application/json", 422),
-        ("patch with unknown field", Method::PATCH, pipe_path.clone(), br#"{"colour":"red"}"#.to_vec(), "application/merge-patch+json", 422),
-        ("patch with wrong type", Method::PATCH, pipe_path.clone(), br#"{"fieldMappings":"all"}"#.to_vec(), "application/json", 422),
-        ("scaling patch out of range", Method::PATCH, format!("{pipe_path}/scaling"), br#"{"replicas":100}"#.to_vec(), "application/json", 422),
-        ("settings as array", Method::PUT, format!("{pipe_path}/settings"), b"[1,2]".to_vec(), "application/json", 422),
-        ("bad uuid in path", Method::GET, "/v1/pipes/not-a-uuid".into(), Vec::new(), "", 400),
-        ("sql in path", Method::GET, "/v1/pipes/1%27%20OR%201=1".into(), Vec::new(), "", 400),
-        ("bad cursor", Method::GET, "/v1/pipes?cursor=%%%".into(), Vec::new(), "", 400),
-        ("forged cursor", Method::GET, "/v1/pipes?cursor=bm90LWEtdXVpZA".into(), Vec::new(), "", 400),
-        ("limit zero", Method::GET, "/v1/pipes?limit=0".into(), Vec::new(), "", 400),
-        ("limit not a number", Method::GET, "/v1/pipes?limit=ten".into(), Vec::new(), "", 400),
-        ("unknown query parameter", Method::GET, "/v1/pipes?state=Running".into(), Vec::new(), "", 400),
-        ("unknown route", Method::GET, "/v1/pipelines".into(), Vec::new(), "", 404),
-        ("wrong method", Method::PUT, "/v1/pipes".into(), b"{}".to_vec(), "application/json", 405),
-        ("unknown pipe", Method::GET, format!("/v1/pipes/{}", Uuid::now_v7()), Vec::new(), "", 404),
+        json_case(
+            "missing destination table",
+            "/v1/pipes",
+            without("/destination", "table"),
+            422,
+        ),
+        json_case(
+            "unknown top-level field",
+            "/v1/pipes",
+            with("/sauce", json!(1)),
+            422,
+        ),
+        json_case(
+            "unknown nested field",
+            "/v1/pipes",
+            with("/source/kafka/credentials/pasword", json!("x")),
+            422,
+        ),
+        json_case(
+            "unknown source kind",
+            "/v1/pipes",
+            with("/source", json!({"pulsar": {}})),
+            422,
+        ),
+        json_case(
+            "two source kinds",
+            "/v1/pipes",
+            with(
+                "/source",
+                json!({"kafka": valid["source"]["kafka"].clone(), "kinesis": {}}),
+            ),
+            422,
+        ),
+        json_case(
+            "unknown authentication",
+            "/v1/pipes",
+            with("/source/kafka/authentication", json!("KERBEROS")),
+            422,
+        ),
+        json_case(
+            "unknown offset strategy",
+            "/v1/pipes",
+            with(
+                "/source/kafka/offset",
+                json!({"strategy": "from_yesterday"}),
+            ),
+            422,
+        ),
+        json_case(
+            "unknown engine",
+            "/v1/pipes",
+            with("/destination/tableDefinition/engine", json!("InnoDB")),
+            422,
+        ),
+        json_case(
+            "replicas 0",
+            "/v1/pipes",
+            with("/scaling", json!({"replicas": 0})),
+            422,
+        ),
+        json_case(
+            "replicas 11",
+            "/v1/pipes",
+            with("/scaling", json!({"replicas": 11})),
+            422,
+        ),
+        json_case(
+            "replicas negative",
+            "/v1/pipes",
+            with("/scaling", json!({"replicas": -1})),
+            422,
+        ),
+        json_case(
+            "replicas huge",
+            "/v1/pipes",
+            with("/scaling", json!({"replicas": 1e300})),
+            422,
+        ),
+        json_case(
+            "replicas as string",
+            "/v1/pipes",
+            with("/scaling", json!({"replicas": "3"})),
+            422,
+        ),
+        json_case(
+            "unknown replica size",
+            "/v1/pipes",
+            with("/scaling", json!({"replicaSize": "XXL"})),
+            422,
+        ),
+        json_case(
+            "insert wait too short",
+            "/v1/pipes",
+            with("/settings", json!({"streaming_max_insert_wait_ms": 100})),
+            422,
+        ),
+        json_case(
+            "unknown setting",
+            "/v1/pipes",
+            with("/settings", json!({"max_insert_rowz": 5})),
+            422,
+        ),
+        json_case(
+            "sql in name",
+            "/v1/pipes",
+            with("/name", json!("x'); DROP TABLE pipes; --")),
+            422,
+        ),
+        json_case(
+            "shell in name",
+            "/v1/pipes",
+            with("/name", json!("$(rm -rf /) `id` | tee")),
+            422,
+        ),
+        json_case(
+            "sql in table",
+            "/v1/pipes",
+            with("/destination/table", json!("t; DROP TABLE x")),
+            422,
+        ),
+        json_case(
+            "sql in column type",
+            "/v1/pipes",
+            with(
+                "/destination/columns/0/type",
+                json!("UInt64) ENGINE=Log; --"),
+            ),
+            422,
+        ),
+        json_case(
+            "huge topic list",
+            "/v1/pipes",
+            with("/source/kafka/topics", json!(topics)),
+            422,
+        ),
+        json_case(
+            "bad broker",
+            "/v1/pipes",
+            with("/source/kafka/brokers", json!("kafka:notaport")),
+            422,
+        ),
+        json_case(
+            "missing sasl password",
+            "/v1/pipes",
+            with("/source/kafka/credentials", json!({"username": "u"})),
+            422,
+        ),
+        json_case(
+            "unknown destination",
+            "/v1/pipes",
+            with("/destination/destinationId", json!(Uuid::now_v7())),
+            422,
+        ),
+        json_case(
+            "destination id not a uuid",
+            "/v1/pipes",
+            with("/destination/destinationId", json!("42")),
+            422,
+        ),
+        json_case(
+            "timestamp not a date",
+            "/v1/pipes",
+            with(
+                "/source/kafka/offset",
+                json!({"strategy": "from_timestamp", "timestamp": "yesterday"}),
+            ),
+            422,
+        ),
+        json_case(
+            "destination ftp url",
+            "/v1/destinations",
+            json!({"name": "x", "url": "ftp://h"}),
+            422,
+        ),
+        json_case(
+            "destination url with credentials",
+            "/v1/destinations",
+            json!({"name": "x", "url": "https://u:p@h"}),
+            422,
+        ),
+        json_case(
+            "destination password not a string",
+            "/v1/destinations",
+            json!({"name": "x", "url": "http://h", "password": 1}),
+            422,
+        ),
+        json_case(
+            "key with unknown role",
+            "/v1/keys",
+            json!({"name": "k", "role": "root"}),
+            422,
+        ),
+        json_case(
+            "key with shell name",
+            "/v1/keys",
+            json!({"name": "k;reboot", "role": "viewer"}),
+            422,
+        ),
+        (
+            "unknown state command",
+            Method::PATCH,
+            format!("{pipe_path}/state"),
+            br#"{"command":"pause"}"#.to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "missing state command",
+            Method::PATCH,
+            format!("{pipe_path}/state"),
+            b"{}".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "patch with array",
+            Method::PATCH,
+            pipe_path.clone(),
+            b"[]".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "patch with unknown field",
+            Method::PATCH,
+            pipe_path.clone(),
+            br#"{"colour":"red"}"#.to_vec(),
+            "application/merge-patch+json",
+            422,
+        ),
+        (
+            "patch with wrong type",
+            Method::PATCH,
+            pipe_path.clone(),
+            br#"{"fieldMappings":"all"}"#.to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "scaling patch out of range",
+            Method::PATCH,
+            format!("{pipe_path}/scaling"),
+            br#"{"replicas":100}"#.to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "settings as array",
+            Method::PUT,
+            format!("{pipe_path}/settings"),
+            b"[1,2]".to_vec(),
+            "application/json",
+            422,
+        ),
+        (
+            "bad uuid in path",
+            Method::GET,
+            "/v1/pipes/not-a-uuid".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "sql in path",
+            Method::GET,
+            "/v1/pipes/1%27%20OR%201=1".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "bad cursor",
+            Method::GET,
+            "/v1/pipes?cursor=%%%".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "forged cursor",
+            Method::GET,
+            "/v1/pipes?cursor=bm90LWEtdXVpZA".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "limit zero",
+            Method::GET,
+            "/v1/pipes?limit=0".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "limit not a number",
+            Method::GET,
+            "/v1/pipes?limit=ten".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "unknown query parameter",
+            Method::GET,
+            "/v1/pipes?state=Running".into(),
+            Vec::new(),
+            "",
+            400,
+        ),
+        (
+            "unknown route",
+            Method::GET,
+            "/v1/pipelines".into(),
+            Vec::new(),
+            "",
+            404,
+        ),
+        (
+            "wrong method",
+            Method::PUT,
+            "/v1/pipes".into(),
+            b"{}".to_vec(),
+            "application/json",
+            405,
+        ),
+        (
+            "unknown pipe",
+            Method::GET,
+            format!("/v1/pipes/{}", Uuid::now_v7()),
+            Vec::new(),
+            "",
+            404,
+        ),
     ];
     assert!(cases.len() >= 25);
     for (name, method, path, body, content_type, status) in cases {
@@ -712,17 +1445,32 @@ async fn malformed_requests_get_problem_details() {
         }
         let reply = api.send(request).await;
         assert_eq!(reply.status.as_u16(), status, "{name}: {}", reply.text);
-        assert!(reply.is_problem(), "{name}: not a problem document: {} {}", reply.content_type, reply.text);
+        assert!(
+            reply.is_problem(),
+            "{name}: not a problem document: {} {}",
+            reply.content_type,
+            reply.text
+        );
     }
 
     let reply = api
-        .send(api.request(Method::PATCH, &pipe_path, &api.admin).header("if-match", "garbage").json(&json!({"name": "x"})))
+        .send(
+            api.request(Method::PATCH, &pipe_path, &api.admin)
+                .header("if-match", "garbage")
+                .json(&json!({"name": "x"})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.is_problem());
 
     // Field errors carry JSON Pointers into the body.
-    let reply = api.call(Method::POST, "/v1/pipes", Some(with("/scaling", json!({"replicas": "3"})))).await;
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/pipes",
+            Some(with("/scaling", json!({"replicas": "3"}))),
+        )
+        .await;
     assert_eq!(reply.json()["errors"][0]["pointer"], "/scaling/replicas");
     // Nothing malformed got stored.
     let list = api.call(Method::GET, "/v1/pipes", None).await.json();
@@ -769,22 +1517,61 @@ async fn secrets_never_leave() {
     for pipe in [&kafka, &kinesis, &mtls] {
         let path = format!("/v1/pipes/{}", pipe["id"].as_str().unwrap());
         for suffix in ["", "/status", "/settings", "/events"] {
-            bodies.push(api.call(Method::GET, &format!("{path}{suffix}"), None).await.text);
+            bodies.push(
+                api.call(Method::GET, &format!("{path}{suffix}"), None)
+                    .await
+                    .text,
+            );
         }
-        bodies.push(api.call(Method::PATCH, &format!("{path}/scaling"), Some(json!({"replicas": 2}))).await.text);
-        bodies.push(api.call(Method::PATCH, &format!("{path}/state"), Some(json!({"command": "start"}))).await.text);
+        bodies.push(
+            api.call(
+                Method::PATCH,
+                &format!("{path}/scaling"),
+                Some(json!({"replicas": 2})),
+            )
+            .await
+            .text,
+        );
+        bodies.push(
+            api.call(
+                Method::PATCH,
+                &format!("{path}/state"),
+                Some(json!({"command": "start"})),
+            )
+            .await
+            .text,
+        );
     }
     let destination_path = format!("/v1/destinations/{destination}");
     bodies.push(api.call(Method::GET, &destination_path, None).await.text);
     bodies.push(api.call(Method::GET, "/v1/destinations", None).await.text);
     bodies.push(api.call(Method::GET, "/v1/pipes", None).await.text);
-    bodies.push(api.call(Method::POST, &format!("{destination_path}/check"), None).await.text);
-    bodies.push(api.call(Method::PATCH, &destination_path, Some(json!({"name": "renamed"}))).await.text);
-    bodies.push(api.send(api.http.get(format!("{}/metrics", api.base))).await.text);
+    bodies.push(
+        api.call(Method::POST, &format!("{destination_path}/check"), None)
+            .await
+            .text,
+    );
+    bodies.push(
+        api.call(
+            Method::PATCH,
+            &destination_path,
+            Some(json!({"name": "renamed"})),
+        )
+        .await
+        .text,
+    );
+    bodies.push(
+        api.send(api.http.get(format!("{}/metrics", api.base)))
+            .await
+            .text,
+    );
 
     for body in &bodies {
         for secret in secrets {
-            assert!(!body.contains(secret), "a response contains {secret}: {body}");
+            assert!(
+                !body.contains(secret),
+                "a response contains {secret}: {body}"
+            );
         }
     }
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
@@ -801,12 +1588,23 @@ async fn secrets_never_leave() {
     for (spec, sealed) in stored {
         let sealed = String::from_utf8_lossy(&sealed.unwrap_or_default()).into_owned();
         for secret in secrets {
-            assert!(!spec.contains(secret) && !sealed.contains(secret), "{secret} stored in clear");
+            assert!(
+                !spec.contains(secret) && !sealed.contains(secret),
+                "{secret} stored in clear"
+            );
         }
     }
     // The rotated password replaced the old one, sealed.
-    let record = api.store.pipe(kafka["id"].as_str().unwrap().parse().unwrap()).await.unwrap().unwrap();
+    let record = api
+        .store
+        .pipe(kafka["id"].as_str().unwrap().parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let bag = record.secrets(&api.store).unwrap();
     let opened: Vec<(&str, &str)> = bag.iter().map(|(k, v)| (k, v.expose())).collect();
-    assert_eq!(opened, [("source.kafka.credentials.password", "rotated-pw-55aa")]);
+    assert_eq!(
+        opened,
+        [("source.kafka.credentials.password", "rotated-pw-55aa")]
+    );
 }

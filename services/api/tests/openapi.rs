@@ -52,18 +52,32 @@ fn every_endpoint_is_documented_with_errors() {
             if path.starts_with("/v1/") {
                 for status in ["401", "403", "500"] {
                     let problem = &responses[status]["content"]["application/problem+json"];
-                    assert!(problem.is_object(), "{method} {path} lacks a {status} problem response");
+                    assert!(
+                        problem.is_object(),
+                        "{method} {path} lacks a {status} problem response"
+                    );
                 }
                 if *method != "get" && *method != "delete" && !path.ends_with("/check") {
                     let body = &operation["requestBody"]["content"];
-                    assert!(body.is_object(), "{method} {path} has no request body schema");
+                    assert!(
+                        body.is_object(),
+                        "{method} {path} has no request body schema"
+                    );
                     assert!(responses.contains_key("422"), "{method} {path} lacks 422");
                 }
             }
         }
     }
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["PipeSpec", "Pipe", "PipeStatus", "Problem", "DestinationSpec", "Scaling", "PipeSettings"] {
+    for name in [
+        "PipeSpec",
+        "Pipe",
+        "PipeStatus",
+        "Problem",
+        "DestinationSpec",
+        "Scaling",
+        "PipeSettings",
+    ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
 }

@@ -58,15 +58,25 @@ async fn reconcile(store: &Store) -> anyhow::Result<()> {
                         bump_generation: false,
                         event: NewEvent::info(
                             "state_changed",
-                            format!("all replicas stopped: {} → {}", pipe.state.as_str(), next.as_str()),
+                            format!(
+                                "all replicas stopped: {} → {}",
+                                pipe.state.as_str(),
+                                next.as_str()
+                            ),
                         ),
                     };
-                    if store.update_pipe(pipe.id, pipe.version, update).await?.is_some() {
+                    if store
+                        .update_pipe(pipe.id, pipe.version, update)
+                        .await?
+                        .is_some()
+                    {
                         tracing::info!(to = next.as_str(), "pipe state confirmed");
                     }
                 }
                 Some(Transition::Remove) => {
-                    if store.delete_pipe(pipe.id, pipe.version).await? {
+                    // False when the pipe changed meanwhile: the next tick retries.
+                    let removed = store.delete_pipe(pipe.id, pipe.version).await?;
+                    if removed {
                         tracing::info!("pipe removed");
                     }
                 }

@@ -31,7 +31,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
-        if let Err(e) = store.heartbeat_worker(id, &hostname, millicpu, memory_mib).await {
+        if let Err(e) = store
+            .heartbeat_worker(id, &hostname, millicpu, memory_mib)
+            .await
+        {
             tracing::warn!(error = %e, "heartbeat failed; retrying");
         }
         tokio::select! {

@@ -22,7 +22,11 @@ use crate::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_destinations, create_destination))
-        .routes(routes!(get_destination, patch_destination, delete_destination))
+        .routes(routes!(
+            get_destination,
+            patch_destination,
+            delete_destination
+        ))
         .routes(routes!(check_destination))
 }
 
@@ -35,7 +39,12 @@ async fn load(state: &AppState, id: Uuid) -> ApiResult<DestinationRecord> {
 }
 
 fn destination_response(status: StatusCode, record: DestinationRecord) -> Response {
-    (status, etag(record.version), Json(Destination::from(record))).into_response()
+    (
+        status,
+        etag(record.version),
+        Json(Destination::from(record)),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/v1/destinations", tag = "destinations", params(PageParams),
@@ -73,7 +82,10 @@ async fn get_destination(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
-    Ok(destination_response(StatusCode::OK, load(&state, id).await?))
+    Ok(destination_response(
+        StatusCode::OK,
+        load(&state, id).await?,
+    ))
 }
 
 /// Edit a destination with a JSON merge patch; the password is kept unless

@@ -306,7 +306,10 @@ async fn edit(
         if !record.state.is_editable() {
             return Err(Problem::invalid_transition(
                 record.state,
-                format!("the pipe is {}; it can no longer be edited", record.state.as_str()),
+                format!(
+                    "the pipe is {}; it can no longer be edited",
+                    record.state.as_str()
+                ),
             ));
         }
         let mut edited = apply(&record.spec)?;
@@ -321,8 +324,8 @@ async fn edit(
 
         let mut without_secrets = edited.clone();
         let new_secrets = SecretBag::take_from(without_secrets.secret_slots());
-        let data_path_changed = new_secrets != stored_secrets
-            || !same_data_path(&record.spec, &without_secrets);
+        let data_path_changed =
+            new_secrets != stored_secrets || !same_data_path(&record.spec, &without_secrets);
         if !data_path_changed && without_secrets == record.spec {
             return Ok(record);
         }
@@ -400,7 +403,12 @@ async fn command(
                     bump_generation: false,
                     event: NewEvent::info(
                         "state_changed",
-                        format!("{} requested: {} → {}", command_name(command), from.as_str(), to.as_str()),
+                        format!(
+                            "{} requested: {} → {}",
+                            command_name(command),
+                            from.as_str(),
+                            to.as_str()
+                        ),
                     ),
                 };
                 match state.store.update_pipe(id, record.version, update).await? {

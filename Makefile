@@ -1,0 +1,39 @@
+# Sluice: the two set-up commands are `make dev` and `make test` (see README).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Heavy builds (cargo's target dir, tansu, npm packages) live outside the
+# checkout and survive between runs and clones on the same machine.
+export SLUICE_CACHE_DIR ?= $(HOME)/.cache/sluice
+export CARGO_TARGET_DIR ?= $(SLUICE_CACHE_DIR)/target
+
+.PHONY: help dev stop status test openapi sqlx-prepare fmt
+
+help:
+	@echo "make dev           install what is missing, start the local stack, print where to go"
+	@echo "make stop          stop every process 'make dev' started"
+	@echo "make status        what is running"
+	@echo "make test          the whole test suite against real services, rustfmt and clippy"
+	@echo "make openapi       regenerate openapi/openapi.json from the code"
+	@echo "make sqlx-prepare  regenerate the sqlx offline query metadata"
+
+dev:
+	@scripts/dev.sh
+
+stop:
+	@scripts/stack.sh down
+
+status:
+	@scripts/stack.sh status
+
+test:
+	@scripts/test.sh
+
+openapi:
+	cargo run --quiet -p sluice-api -- openapi > openapi/openapi.json
+
+sqlx-prepare:
+	scripts/sqlx-prepare.sh
+
+fmt:
+	cargo fmt --all

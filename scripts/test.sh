@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# make test: every test against real services (a private Postgres and
+# ClickHouse on their own ports, started here and stopped on exit), then the
+# README tour end to end, rustfmt and clippy.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+export SLUICE_STACK_DIR=${SLUICE_TEST_STACK_DIR:-$here/.test-stack}
+export SLUICE_PG_PORT=${SLUICE_TEST_PG_PORT:-54330}
+export SLUICE_CH_HTTP_PORT=${SLUICE_TEST_CH_HTTP_PORT:-28123}
+export SLUICE_CH_TCP_PORT=${SLUICE_TEST_CH_TCP_PORT:-29000}
+export SLUICE_API_PORT=${SLUICE_TEST_API_PORT:-28080}
+
+cleanup() {
+  scripts/stack.sh down || true
+  rm -rf "$SLUICE_STACK_DIR"
+}
+trap cleanup EXIT
+cleanup
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "services: postgres, clickhouse"
+scripts/stack.sh up postgres clickhouse
+export SLUICE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$SLUICE_PG_PORT/postgres
+export SLUICE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$SLUICE_CH_HTTP_PORT
+
+step "cargo test"
+cargo test --workspace --all-targets
+
+step "README tour against the running services"
+tests/readme_tour.sh
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo
+echo "make test: all passed"

@@ -37,9 +37,14 @@ as_postgres() {
 
 pg_bin() {
   local name=$1
+  if ! command -v "$name" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$name" >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "$name not found: install PostgreSQL (apt-get install postgresql)"
+    say "installing PostgreSQL from Debian (one time)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >>"$logs/apt.log" 2>&1 \
+      || die "apt-get install postgresql failed; see $logs/apt.log"
+  fi
   if command -v "$name" >/dev/null 2>&1; then command -v "$name"
-  elif [ -x "/usr/lib/postgresql/15/bin/$name" ]; then echo "/usr/lib/postgresql/15/bin/$name"
-  else die "$name not found: install PostgreSQL 15 (apt-get install postgresql-15)"; fi
+  else ls /usr/lib/postgresql/*/bin/"$name" | sort -V | tail -1; fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -189,9 +194,7 @@ XML
     </quotas>
 </yandex>
 XML
-  if ! running clickhouse; then
-    launch clickhouse "$ch_http_port" clickhouse-server --config-file="$dir/config.xml"
-  fi
+  launch clickhouse "$ch_http_port" clickhouse-server --config-file="$dir/config.xml"
   wait_for clickhouse 60 ch_ready
 }
 
@@ -207,12 +210,10 @@ kafka_up() {
       --root "$cache_dir/tansu-$tansu_version" >>"$logs/tansu-build.log" 2>&1 \
       || die "building tansu failed; see $logs/tansu-build.log"
   fi
-  if ! running kafka; then
-    launch kafka "$kafka_port" "$tansu_bin" broker \
-      --listener-url "tcp://127.0.0.1:$kafka_port" \
-      --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
-      --storage-engine memory://tansu/
-  fi
+  launch kafka "$kafka_port" "$tansu_bin" broker \
+    --listener-url "tcp://127.0.0.1:$kafka_port" \
+    --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+    --storage-engine memory://tansu/
   wait_for "kafka (tansu)" 30 port_open "$kafka_port"
 }
 
@@ -228,11 +229,9 @@ kinesis_up() {
       || die "npm install kinesis-local failed; see $logs/npm.log"
   fi
   mkdir -p "$stack_dir/kinesis"
-  if ! running kinesis; then
-    (cd "$stack_dir/kinesis" && KINESIS_MOCK_CERT_PATH="$kinesis_dir/server.json" \
-      KINESIS_MOCK_PLAIN_PORT=$kinesis_port KINESIS_MOCK_TLS_PORT=$kinesis_tls_port \
-      launch kinesis "$kinesis_port" node "$kinesis_dir/main.js")
-  fi
+  (cd "$stack_dir/kinesis" && KINESIS_MOCK_CERT_PATH="$kinesis_dir/server.json" \
+    KINESIS_MOCK_PLAIN_PORT=$kinesis_port KINESIS_MOCK_TLS_PORT=$kinesis_tls_port \
+    launch kinesis "$kinesis_port" node "$kinesis_dir/main.js")
   wait_for "kinesis emulator" 30 port_open "$kinesis_port"
 }
 

@@ -30,24 +30,24 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Workers whose heartbeat is younger than `max_age_secs`.
-    pub async fn live_worker_count(&self, max_age_secs: f64) -> Result<i64> {
-        let count = sqlx::query_scalar!(
-            r#"SELECT count(*) AS "count!" FROM workers
-               WHERE heartbeat_at > now() - make_interval(secs => $1)"#,
-            max_age_secs
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(count)
-    }
 }
 
-/// Held by the one active scheduler; dropping it (or losing the connection)
-/// releases leadership.
+/// Held by the one active scheduler. The advisory lock belongs to this
+/// connection's session, which is kept out of the pool: dropping the
+/// leadership closes the session and so releases the lock.
 pub struct Leadership {
-    _connection: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    connection: sqlx::PgConnection,
+}
+
+impl Leadership {
+    /// Fails when the lock-holding session is gone (Postgres restarted, the
+    /// network dropped): the caller is then no longer the leader.
+    pub async fn confirm(&mut self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&mut self.connection)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Arbitrary but fixed: the advisory lock key of the scheduler leader.
@@ -64,7 +64,7 @@ impl Store {
         .fetch_one(&mut *connection)
         .await?;
         Ok(acquired.then(|| Leadership {
-            _connection: connection,
+            connection: connection.detach(),
         }))
     }
 }

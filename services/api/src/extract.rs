@@ -152,11 +152,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded_from_str(query).map(ApiQuery)
+        parse_query(query).map(ApiQuery)
     }
 }
 
-fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, Problem> {
     axum::extract::Query::<T>::try_from_uri(
         &format!("/?{query}")
             .parse()

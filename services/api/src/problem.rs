@@ -59,23 +59,19 @@ impl Problem {
 
     pub fn immutable(errors: Vec<FieldError>) -> Self {
         let fields: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        let detail = format!(
+            "{} cannot change on an existing pipe; create a new pipe instead",
+            fields.join(", ")
+        );
         Self {
+            errors,
             ..Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "immutable-field",
                 "Immutable field",
-                format!(
-                    "{} cannot change on an existing pipe; create a new pipe instead",
-                    fields.join(", ")
-                ),
+                detail,
             )
         }
-        .with_errors(errors)
-    }
-
-    fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
-        self
     }
 
     pub fn malformed(detail: impl Into<String>) -> Self {
@@ -195,5 +191,4 @@ impl From<StoreError> for Problem {
     }
 }
 
-/// The problem for `422 Unprocessable Entity`, in OpenAPI terms.
 pub type ApiResult<T> = Result<T, Problem>;

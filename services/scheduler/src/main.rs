@@ -31,11 +31,12 @@ async fn main() -> anyhow::Result<()> {
                 Err(e) => tracing::warn!(error = %e, "could not take the scheduler lock"),
             }
         }
-        if leadership.is_some() {
-            if let Err(e) = reconcile(&store).await {
-                tracing::warn!(error = %e, "reconciliation failed; retrying");
-                // The lock lives on a connection that may be gone: re-take it.
+        if let Some(lead) = &mut leadership {
+            if let Err(e) = lead.confirm().await {
+                tracing::warn!(error = %e, "lost the scheduler lock's session; standing by");
                 leadership = None;
+            } else if let Err(e) = reconcile(&store).await {
+                tracing::warn!(error = %e, "reconciliation failed; retrying");
             }
         }
         tokio::select! {

@@ -7,6 +7,7 @@
 //! a stopped pipe uses it at its next start. Immutable fields (see
 //! `PipeSpec::immutable_changes`) are refused with `immutable-field`.
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -54,7 +55,7 @@ fn pipe_response(status: StatusCode, record: PipeRecord) -> Response {
     responses((status = 200, body = Paginated<Pipe>), ReadErrors))]
 async fn list_pipes(
     _: Viewer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Paginated<Pipe>>> {
     let records = state
@@ -69,7 +70,7 @@ async fn list_pipes(
     responses((status = 201, body = Pipe, headers(("ETag" = String))), WriteErrors))]
 async fn create_pipe(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     ApiJson(mut spec): ApiJson<PipeSpec>,
 ) -> ApiResult<Response> {
     let id = Uuid::now_v7();
@@ -105,7 +106,7 @@ async fn create_pipe(
     responses((status = 200, body = Pipe, headers(("ETag" = String))), ReadErrors))]
 async fn get_pipe(
     _: Viewer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
     Ok(pipe_response(StatusCode::OK, load(&state, id).await?))
@@ -122,7 +123,7 @@ async fn get_pipe(
     responses((status = 200, body = Pipe, headers(("ETag" = String))), WriteErrors))]
 async fn patch_pipe(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
     PatchBody(patch): PatchBody,
@@ -144,7 +145,7 @@ async fn patch_pipe(
     responses((status = 202, body = Pipe), (status = 204, description = "Removed"), WriteErrors))]
 async fn delete_pipe(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
 ) -> ApiResult<Response> {
@@ -164,7 +165,7 @@ async fn delete_pipe(
     responses((status = 200, body = Pipe), WriteErrors))]
 async fn change_state(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
     ApiJson(change): ApiJson<StateChange>,
@@ -187,7 +188,7 @@ async fn change_state(
     responses((status = 200, body = Pipe), WriteErrors))]
 async fn patch_scaling(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
     PatchBody(patch): PatchBody,
@@ -211,7 +212,7 @@ async fn patch_scaling(
     responses((status = 200, body = PipeSettings), ReadErrors))]
 async fn get_settings(
     _: Viewer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Response> {
     let record = load(&state, id).await?;
@@ -225,7 +226,7 @@ async fn get_settings(
     responses((status = 200, body = PipeSettings), WriteErrors))]
 async fn put_settings(
     _: Developer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     IfMatch(if_match): IfMatch,
     ApiJson(settings): ApiJson<PipeSettings>,
@@ -248,7 +249,7 @@ async fn put_settings(
     responses((status = 200, body = PipeStatus), ReadErrors))]
 async fn get_status(
     _: Viewer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<PipeStatus>> {
     Ok(Json(load(&state, id).await?.into()))
@@ -260,7 +261,7 @@ async fn get_status(
     responses((status = 200, body = Paginated<PipeEvent>), ReadErrors))]
 async fn list_events(
     _: Viewer,
-    axum::extract::State(state): axum::extract::State<AppState>,
+    State(state): State<AppState>,
     IdPath(id): IdPath,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> ApiResult<Json<Paginated<PipeEvent>>> {

@@ -1608,3 +1608,28 @@ async fn secrets_never_leave() {
         [("source.kafka.credentials.password", "rotated-pw-55aa")]
     );
 }
+
+#[tokio::test]
+async fn the_first_admin_key_is_created_once() {
+    let db = TestDatabase::create().await;
+    let store = Store::from_pool(db.pool().await, Cipher::from_key(&[7; 32]));
+    store.migrate().await.unwrap();
+    let first = bootstrap_admin_key(&store, None)
+        .await
+        .unwrap()
+        .expect("an empty database gets a key");
+    assert!(
+        bootstrap_admin_key(&store, None).await.unwrap().is_none(),
+        "only once"
+    );
+    let record = store.api_key(&first.id).await.unwrap().unwrap();
+    assert_eq!(record.role, sluice_store::Role::Admin);
+    assert_ne!(
+        record.secret_hash,
+        first.secret.as_bytes(),
+        "only a hash is stored"
+    );
+    assert!(bootstrap_admin_key(&store, Some("not-a-key"))
+        .await
+        .is_err());
+}

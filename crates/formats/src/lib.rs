@@ -1,0 +1,7 @@
+//! Turning source records into ClickHouse rows.
+
+pub mod convert;
+pub mod row;
+
+pub use convert::{convert, zero_value, ConvertError};
+pub use row::{ColumnSource, ErrorCode, RecordError, RecordMeta, RowPlan, VirtualColumn};

@@ -1,0 +1,368 @@
+//! One source message to RowBinary rows for the destination's columns.
+
+use chrono::{TimeZone, Utc};
+use serde_json::{Map, Value as Json};
+use sluice_clickhouse::{encode, ChType};
+
+use crate::convert::{convert, zero_value};
+
+/// Metadata columns of a Kafka record, usable as mapping sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VirtualColumn {
+    Key,
+    Timestamp,
+    Partition,
+    Offset,
+    Topic,
+    HeaderKeys,
+    HeaderValues,
+    RawMessage,
+}
+
+impl VirtualColumn {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "_key" => Self::Key,
+            "_timestamp" => Self::Timestamp,
+            "_partition" => Self::Partition,
+            "_offset" => Self::Offset,
+            "_topic" => Self::Topic,
+            "_header_keys" => Self::HeaderKeys,
+            "_header_values" => Self::HeaderValues,
+            "_raw_message" => Self::RawMessage,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnSource {
+    /// A field of the message: tried first as one key (`a.b` literally),
+    /// then as a path through nested objects.
+    Field { path: String, segments: Vec<String> },
+    Virtual(VirtualColumn),
+}
+
+#[derive(Debug, Clone)]
+struct PlannedColumn {
+    name: String,
+    ty: ChType,
+    source: ColumnSource,
+}
+
+/// Where a record came from, for virtual columns and the error table.
+#[derive(Debug, Clone, Default)]
+pub struct RecordMeta<'a> {
+    pub key: Option<&'a [u8]>,
+    pub timestamp_ms: Option<i64>,
+    pub partition: i32,
+    pub offset: i64,
+    pub topic: &'a str,
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    DataParsingError,
+    TypeConversionError,
+    MessageTooLarge,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::DataParsingError => "DATA_PARSING_ERROR",
+            ErrorCode::TypeConversionError => "TYPE_CONVERSION_ERROR",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct RecordError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RowPlan {
+    columns: Vec<PlannedColumn>,
+    uses_virtual: bool,
+}
+
+impl RowPlan {
+    /// `mappings` are (source field, destination column); columns without
+    /// a mapping read the source field of their own name.
+    pub fn new(columns: Vec<(String, ChType)>, mappings: &[(String, String)]) -> Self {
+        let columns: Vec<PlannedColumn> = columns
+            .into_iter()
+            .map(|(name, ty)| {
+                let source_name = mappings
+                    .iter()
+                    .find(|(_, dest)| *dest == name)
+                    .map_or(name.as_str(), |(source, _)| source.as_str())
+                    .to_owned();
+                let source = match VirtualColumn::parse(&source_name) {
+                    Some(v) => ColumnSource::Virtual(v),
+                    None => ColumnSource::Field {
+                        segments: source_name.split('.').map(str::to_owned).collect(),
+                        path: source_name,
+                    },
+                };
+                PlannedColumn { name, ty, source }
+            })
+            .collect();
+        let uses_virtual = columns
+            .iter()
+            .any(|c| matches!(c.source, ColumnSource::Virtual(_)));
+        RowPlan {
+            columns,
+            uses_virtual,
+        }
+    }
+
+    pub fn column_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    pub fn has_json_column(&self) -> bool {
+        fn contains_json(ty: &ChType) -> bool {
+            match ty {
+                ChType::Json => true,
+                ChType::Nullable(t) | ChType::LowCardinality(t) | ChType::Array(t) => contains_json(t),
+                ChType::Map(k, v) => contains_json(k) || contains_json(v),
+                ChType::Tuple(items) => items.iter().any(|(_, t)| contains_json(t)),
+                ChType::Variant(items) => items.iter().any(contains_json),
+                _ => false,
+            }
+        }
+        self.columns.iter().any(|c| contains_json(&c.ty))
+    }
+
+    /// Appends the message's rows to `out` and returns how many; on error
+    /// nothing is appended (a message lands whole or goes to the error
+    /// table whole).
+    pub fn encode_message(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, RecordError> {
+        let start = out.len();
+        let result = self.encode_into(payload, meta, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    fn encode_into(&self, payload: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<u8>) -> Result<u32, RecordError> {
+        let parse_error = |message: String| RecordError {
+            code: ErrorCode::DataParsingError,
+            message,
+        };
+        let virtuals = if self.uses_virtual { Some(virtual_values(payload, meta)) } else { None };
+        let mut rows = 0;
+        for object in serde_json::Deserializer::from_slice(payload).into_iter::<Json>() {
+            let object = object.map_err(|e| parse_error(format!("not valid JSON: {e}")))?;
+            let Json::Object(object) = object else {
+                return Err(parse_error(format!("expected a JSON object per row, found {}", kind(&object))));
+            };
+            for column in &self.columns {
+                let value = match &column.source {
+                    ColumnSource::Field { path, segments } => match lookup(&object, path, segments) {
+                        Some(json) => convert(&column.ty, json),
+                        None => Ok(zero_value(&column.ty)),
+                    },
+                    ColumnSource::Virtual(v) => {
+                        let json = virtuals.as_ref().map(|all| all.get(*v)).unwrap_or(&Json::Null);
+                        convert(&column.ty, json)
+                    }
+                }
+                .map_err(|e| RecordError {
+                    code: ErrorCode::TypeConversionError,
+                    message: format!("column `{}`: {e}", column.name),
+                })?;
+                encode(&column.ty, &value, out).map_err(|e| RecordError {
+                    code: ErrorCode::TypeConversionError,
+                    message: format!("column `{}`: {e}", column.name),
+                })?;
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Err(parse_error("the message holds no JSON object".into()));
+        }
+        Ok(rows)
+    }
+}
+
+fn kind(json: &Json) -> &'static str {
+    match json {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+fn lookup<'a>(object: &'a Map<String, Json>, path: &str, segments: &[String]) -> Option<&'a Json> {
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    if segments.len() < 2 {
+        return None;
+    }
+    let mut current = object.get(&segments[0])?;
+    for segment in &segments[1..] {
+        current = current.as_object()?.get(segment)?;
+    }
+    Some(current)
+}
+
+struct VirtualValues {
+    key: Json,
+    timestamp: Json,
+    partition: Json,
+    offset: Json,
+    topic: Json,
+    header_keys: Json,
+    header_values: Json,
+    raw: Json,
+}
+
+impl VirtualValues {
+    fn get(&self, column: VirtualColumn) -> &Json {
+        match column {
+            VirtualColumn::Key => &self.key,
+            VirtualColumn::Timestamp => &self.timestamp,
+            VirtualColumn::Partition => &self.partition,
+            VirtualColumn::Offset => &self.offset,
+            VirtualColumn::Topic => &self.topic,
+            VirtualColumn::HeaderKeys => &self.header_keys,
+            VirtualColumn::HeaderValues => &self.header_values,
+            VirtualColumn::RawMessage => &self.raw,
+        }
+    }
+}
+
+/// Virtual columns as JSON, so they convert to any compatible column type by
+/// the same rules as message fields.
+fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
+    let text = |bytes: &[u8]| Json::String(String::from_utf8_lossy(bytes).into_owned());
+    VirtualValues {
+        key: meta.key.map_or(Json::Null, text),
+        timestamp: meta
+            .timestamp_ms
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .map_or(Json::Null, |t| Json::String(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())),
+        partition: Json::from(meta.partition),
+        offset: Json::from(meta.offset),
+        topic: Json::String(meta.topic.to_owned()),
+        header_keys: Json::Array(meta.headers.iter().map(|(k, _)| Json::String((*k).to_owned())).collect()),
+        header_values: Json::Array(meta.headers.iter().map(|(_, v)| v.map_or(Json::String(String::new()), text)).collect()),
+        raw: text(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_clickhouse::Value;
+
+    fn plan(columns: &[(&str, &str)], mappings: &[(&str, &str)]) -> RowPlan {
+        RowPlan::new(
+            columns.iter().map(|(n, t)| (n.to_string(), ChType::parse(t).unwrap())).collect(),
+            &mappings.iter().map(|(s, d)| (s.to_string(), d.to_string())).collect::<Vec<_>>(),
+        )
+    }
+
+    fn expected(columns: &[(&str, Value)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (ty, value) in columns {
+            encode(&ChType::parse(ty).unwrap(), value, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn fields_paths_mappings_and_missing_values() {
+        let plan = plan(
+            &[("id", "UInt64"), ("customer", "String"), ("note", "Nullable(String)"), ("total", "Float64")],
+            &[("order.customer.name", "customer")],
+        );
+        let mut out = Vec::new();
+        let rows = plan
+            .encode_message(br#"{"id": 7, "order": {"customer": {"name": "ann"}}, "total": 1.5}"#, &RecordMeta::default(), &mut out)
+            .unwrap();
+        assert_eq!(rows, 1);
+        assert_eq!(
+            out,
+            expected(&[("UInt64", Value::int(7)), ("String", Value::string("ann")), ("Nullable(String)", Value::Null), ("Float64", Value::Float(1.5))])
+        );
+    }
+
+    #[test]
+    fn several_objects_per_message_and_dotted_keys() {
+        let plan = plan(&[("a.b", "UInt8")], &[]);
+        let mut out = Vec::new();
+        let rows = plan.encode_message(b"{\"a.b\": 1}\n{\"a\": {\"b\": 2}}\n", &RecordMeta::default(), &mut out).unwrap();
+        assert_eq!(rows, 2);
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn errors_leave_nothing_behind() {
+        let plan = plan(&[("n", "UInt8")], &[]);
+        let mut out = vec![9];
+        for (payload, code) in [
+            (&b"{\"n\": 1} {\"n\": 300}"[..], ErrorCode::TypeConversionError),
+            (b"{\"n\": 1} not json", ErrorCode::DataParsingError),
+            (b"[1, 2]", ErrorCode::DataParsingError),
+            (b"", ErrorCode::DataParsingError),
+            (b"\xff\xfe", ErrorCode::DataParsingError),
+        ] {
+            let error = plan.encode_message(payload, &RecordMeta::default(), &mut out).unwrap_err();
+            assert_eq!(error.code, code, "{payload:?}");
+            assert_eq!(out, [9], "nothing appended for {payload:?}");
+        }
+        let error = plan.encode_message(b"{\"n\": 300}", &RecordMeta::default(), &mut out).unwrap_err();
+        assert!(error.message.contains("column `n`"), "{}", error.message);
+    }
+
+    #[test]
+    fn virtual_columns() {
+        let plan = plan(
+            &[("k", "Nullable(String)"), ("ts", "DateTime64(3)"), ("p", "Int32"), ("o", "Int64"), ("t", "String"), ("hk", "Array(String)"), ("hv", "Array(String)"), ("raw", "String")],
+            &[("_key", "k"), ("_timestamp", "ts"), ("_partition", "p"), ("_offset", "o"), ("_topic", "t"), ("_header_keys", "hk"), ("_header_values", "hv"), ("_raw_message", "raw")],
+        );
+        let payload = br#"{"x":1}"#;
+        let meta = RecordMeta {
+            key: Some(b"key-1"),
+            timestamp_ms: Some(1_700_000_000_123),
+            partition: 3,
+            offset: 42,
+            topic: "orders",
+            headers: vec![("h", Some(b"v")), ("empty", None)],
+        };
+        let mut out = Vec::new();
+        plan.encode_message(payload, &meta, &mut out).unwrap();
+        let strings = |items: &[&str]| Value::Array(items.iter().map(|s| Value::string(*s)).collect());
+        assert_eq!(
+            out,
+            expected(&[
+                ("Nullable(String)", Value::string("key-1")),
+                ("DateTime64(3)", Value::DateTime64(1_700_000_000_123)),
+                ("Int32", Value::int(3)),
+                ("Int64", Value::int(42)),
+                ("String", Value::string("orders")),
+                ("Array(String)", strings(&["h", "empty"])),
+                ("Array(String)", strings(&["v", ""])),
+                ("String", Value::string(r#"{"x":1}"#)),
+            ])
+        );
+    }
+}

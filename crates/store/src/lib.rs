@@ -5,6 +5,7 @@
 mod crypto;
 mod destinations;
 mod keys;
+mod leases;
 mod pipes;
 mod workers;
 
@@ -16,6 +17,7 @@ use sqlx::PgPool;
 pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
+pub use leases::{Lease, ReplicaStatus, ReplicaSummary};
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use workers::Leadership;
 

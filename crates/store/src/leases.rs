@@ -1,0 +1,183 @@
+//! Replica leases: which worker runs which replica of which pipe, fenced by
+//! an epoch. The scheduler issue will own placement; until then workers
+//! claim free replicas themselves through `claim_replica`.
+
+use std::time::Duration;
+
+use sluice_model::PipeState;
+use uuid::Uuid;
+
+use crate::{NewEvent, PipeRecord, PipeUpdate, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub pipe_id: Uuid,
+    pub replica: i32,
+    pub epoch: i64,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaStatus {
+    Starting,
+    Running,
+    Retrying,
+    Failed,
+}
+
+impl ReplicaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaStatus::Starting => "starting",
+            ReplicaStatus::Running => "running",
+            ReplicaStatus::Retrying => "retrying",
+            ReplicaStatus::Failed => "failed",
+        }
+    }
+}
+
+/// What the leases of one pipe say, for the scheduler's observations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicaSummary {
+    pub live: i64,
+    pub running: i64,
+    pub failed_error: Option<String>,
+    pub retrying_error: Option<String>,
+}
+
+impl Store {
+    /// Claims one free (or expired) replica of a live pipe, preferring pipes
+    /// this worker runs no replica of, so replicas spread over workers.
+    pub async fn claim_replica(&self, worker_id: Uuid, ttl: Duration) -> Result<Option<Lease>> {
+        let lease = sqlx::query_as!(
+            Lease,
+            r#"WITH candidate AS (
+                   SELECT p.id AS pipe_id, r.replica, p.generation
+                   FROM pipes p
+                   CROSS JOIN LATERAL generate_series(
+                       0, LEAST(GREATEST(COALESCE((p.spec -> 'scaling' ->> 'replicas')::int, 1), 1), 10) - 1
+                   ) AS r(replica)
+                   LEFT JOIN replica_leases l ON l.pipe_id = p.id AND l.replica = r.replica
+                   WHERE p.state IN ('Provisioning', 'Running', 'Degraded')
+                     AND (l.pipe_id IS NULL OR l.expires_at < now())
+                   ORDER BY EXISTS (SELECT 1 FROM replica_leases mine
+                                    WHERE mine.pipe_id = p.id AND mine.worker_id = $1
+                                      AND mine.expires_at > now()),
+                            p.id, r.replica
+                   LIMIT 1
+               )
+               INSERT INTO replica_leases (pipe_id, replica, worker_id, epoch, generation, expires_at)
+               SELECT pipe_id, replica, $1, 1, generation, now() + make_interval(secs => $2)
+               FROM candidate
+               ON CONFLICT (pipe_id, replica) DO UPDATE
+                   SET worker_id = $1, epoch = replica_leases.epoch + 1,
+                       generation = EXCLUDED.generation, expires_at = EXCLUDED.expires_at,
+                       status = 'starting', last_error = NULL, updated_at = now()
+                   WHERE replica_leases.expires_at < now()
+               RETURNING pipe_id, replica, epoch, generation"#,
+            worker_id,
+            ttl.as_secs_f64()
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(lease)
+    }
+
+    /// Extends a lease and records the replica's status; false when the
+    /// lease is no longer this worker's (expired and taken, or released).
+    pub async fn renew_lease(
+        &self,
+        lease: &Lease,
+        worker_id: Uuid,
+        ttl: Duration,
+        status: ReplicaStatus,
+        last_error: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE replica_leases SET expires_at = now() + make_interval(secs => $5),
+                 status = $6, last_error = $7, updated_at = now()
+             WHERE pipe_id = $1 AND replica = $2 AND worker_id = $3 AND epoch = $4",
+            lease.pipe_id,
+            lease.replica,
+            worker_id,
+            lease.epoch,
+            ttl.as_secs_f64(),
+            status.as_str(),
+            last_error
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_lease(&self, lease: &Lease, worker_id: Uuid) -> Result<()> {
+        sqlx::query!(
+            "DELETE FROM replica_leases WHERE pipe_id = $1 AND replica = $2 AND worker_id = $3 AND epoch = $4",
+            lease.pipe_id,
+            lease.replica,
+            worker_id,
+            lease.epoch
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn replica_summary(&self, pipe_id: Uuid) -> Result<ReplicaSummary> {
+        let row = sqlx::query!(
+            r#"SELECT count(*) FILTER (WHERE expires_at > now()) AS "live!",
+                      count(*) FILTER (WHERE expires_at > now() AND status = 'running') AS "running!",
+                      max(last_error) FILTER (WHERE expires_at > now() AND status = 'failed') AS failed_error,
+                      max(last_error) FILTER (WHERE expires_at > now() AND status = 'retrying') AS retrying_error
+               FROM replica_leases WHERE pipe_id = $1"#,
+            pipe_id
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ReplicaSummary {
+            live: row.live,
+            running: row.running,
+            failed_error: row.failed_error,
+            retrying_error: row.retrying_error,
+        })
+    }
+
+    /// Records what the data plane observed: the ready replica count, the
+    /// last error, and a state change with its event when there is one.
+    pub async fn observe_pipe(
+        &self,
+        pipe: &PipeRecord,
+        ready_replicas: i32,
+        last_error: Option<&str>,
+        next_state: Option<(PipeState, NewEvent)>,
+    ) -> Result<Option<PipeRecord>> {
+        sqlx::query!(
+            "UPDATE pipes SET ready_replicas = $2,
+                 last_error = COALESCE($3, last_error),
+                 last_error_at = CASE WHEN $3::text IS NULL OR $3 IS NOT DISTINCT FROM last_error
+                                      THEN last_error_at ELSE now() END
+             WHERE id = $1",
+            pipe.id,
+            ready_replicas,
+            last_error
+        )
+        .execute(&self.pool)
+        .await?;
+        match next_state {
+            None => Ok(None),
+            Some((state, event)) => {
+                self.update_pipe(
+                    pipe.id,
+                    pipe.version,
+                    PipeUpdate {
+                        spec: None,
+                        state,
+                        bump_generation: false,
+                        event,
+                    },
+                )
+                .await
+            }
+        }
+    }
+}

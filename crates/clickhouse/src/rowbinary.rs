@@ -225,7 +225,13 @@ fn out_of_range(value: impl std::fmt::Debug, ty: &ChType) -> EncodeError {
     }
 }
 
-fn write_int(buf: &mut Vec<u8>, value: &Wide, bits: usize, signed: bool, ty: &ChType) -> Result<(), EncodeError> {
+fn write_int(
+    buf: &mut Vec<u8>,
+    value: &Wide,
+    bits: usize,
+    signed: bool,
+    ty: &ChType,
+) -> Result<(), EncodeError> {
     if !value.fits(bits, signed) {
         return Err(out_of_range(WideDisplay(value), ty));
     }
@@ -317,8 +323,10 @@ pub fn encode(ty: &ChType, value: &Value, buf: &mut Vec<u8>) -> Result<(), Encod
             Ok(())
         }
         (ChType::Decimal { precision, .. }, Value::Decimal(m)) => {
-            let limit = Wide::parse_decimal(&"9".repeat(usize::from(*precision)))
-                .unwrap_or(Wide { negative: false, magnitude: [0xff; 32] });
+            let limit = Wide::parse_decimal(&"9".repeat(usize::from(*precision))).unwrap_or(Wide {
+                negative: false,
+                magnitude: [0xff; 32],
+            });
             if !m.magnitude_le(&limit) {
                 return Err(out_of_range(WideDisplay(m), ty));
             }
@@ -379,7 +387,9 @@ pub fn encode(ty: &ChType, value: &Value, buf: &mut Vec<u8>) -> Result<(), Encod
             Ok(())
         }
         (ChType::Enum8(items), Value::Enum(v)) => {
-            let v8 = i8::try_from(*v).ok().filter(|v| items.iter().any(|(_, x)| x == v));
+            let v8 = i8::try_from(*v)
+                .ok()
+                .filter(|v| items.iter().any(|(_, x)| x == v));
             buf.push(v8.ok_or_else(|| out_of_range(v, ty))? as u8);
             Ok(())
         }
@@ -432,21 +442,60 @@ mod tests {
         assert_eq!(bytes("Int8", Value::int(-1)).unwrap(), [0xff]);
         assert_eq!(bytes("Nullable(UInt8)", Value::Null).unwrap(), [1]);
         assert_eq!(bytes("Nullable(UInt8)", Value::int(7)).unwrap(), [0, 7]);
-        assert_eq!(bytes("String", Value::string("hi")).unwrap(), [2, b'h', b'i']);
-        assert_eq!(bytes("FixedString(3)", Value::string("a")).unwrap(), [b'a', 0, 0]);
-        assert_eq!(bytes("Array(UInt8)", Value::Array(vec![Value::int(1), Value::int(2)])).unwrap(), [2, 1, 2]);
+        assert_eq!(
+            bytes("String", Value::string("hi")).unwrap(),
+            [2, b'h', b'i']
+        );
+        assert_eq!(
+            bytes("FixedString(3)", Value::string("a")).unwrap(),
+            [b'a', 0, 0]
+        );
+        assert_eq!(
+            bytes(
+                "Array(UInt8)",
+                Value::Array(vec![Value::int(1), Value::int(2)])
+            )
+            .unwrap(),
+            [2, 1, 2]
+        );
         assert_eq!(bytes("Date", Value::Date(1)).unwrap(), [1, 0]);
         assert_eq!(bytes("Bool", Value::Bool(true)).unwrap(), [1]);
         assert_eq!(
-            bytes("UUID", Value::Uuid(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff)).unwrap(),
-            [0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88]
+            bytes(
+                "UUID",
+                Value::Uuid(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff)
+            )
+            .unwrap(),
+            [
+                0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0x00, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa,
+                0x99, 0x88
+            ]
         );
-        assert_eq!(bytes("IPv4", Value::Ipv4(0x0102_0304)).unwrap(), [4, 3, 2, 1]);
-        assert_eq!(bytes("Enum8('a' = 1, 'b' = 2)", Value::Enum(2)).unwrap(), [2]);
-        assert_eq!(bytes("Decimal(9, 2)", Value::Decimal(Wide::from_i128(-1))).unwrap(), (-1i32).to_le_bytes());
+        assert_eq!(
+            bytes("IPv4", Value::Ipv4(0x0102_0304)).unwrap(),
+            [4, 3, 2, 1]
+        );
+        assert_eq!(
+            bytes("Enum8('a' = 1, 'b' = 2)", Value::Enum(2)).unwrap(),
+            [2]
+        );
+        assert_eq!(
+            bytes("Decimal(9, 2)", Value::Decimal(Wide::from_i128(-1))).unwrap(),
+            (-1i32).to_le_bytes()
+        );
         // Variant discriminators follow the sorted type names: String < UInt64.
-        assert_eq!(bytes("Variant(UInt64, String)", Value::Variant(1, Box::new(Value::string("x")))).unwrap(), [0, 1, b'x']);
-        assert_eq!(bytes("Variant(UInt64, String)", Value::Null).unwrap(), [0xff]);
+        assert_eq!(
+            bytes(
+                "Variant(UInt64, String)",
+                Value::Variant(1, Box::new(Value::string("x")))
+            )
+            .unwrap(),
+            [0, 1, b'x']
+        );
+        assert_eq!(
+            bytes("Variant(UInt64, String)", Value::Null).unwrap(),
+            [0xff]
+        );
     }
 
     #[test]
@@ -475,10 +524,17 @@ mod tests {
         assert!(w.fits(256, true) && !w.is_negative());
         let w = Wide::parse_decimal(min).unwrap();
         assert!(w.is_negative() && w.fits(256, true));
-        assert!(!Wide::parse_decimal("-57896044618658097711785492504343953926634992332820282019728792003956564819969").unwrap().fits(256, true));
+        assert!(!Wide::parse_decimal(
+            "-57896044618658097711785492504343953926634992332820282019728792003956564819969"
+        )
+        .unwrap()
+        .fits(256, true));
         let umax = "115792089237316195423570985008687907853269984665640564039457584007913129639935";
         assert!(Wide::parse_decimal(umax).unwrap().fits(256, false));
-        assert!(Wide::parse_decimal("115792089237316195423570985008687907853269984665640564039457584007913129639936").is_none());
+        assert!(Wide::parse_decimal(
+            "115792089237316195423570985008687907853269984665640564039457584007913129639936"
+        )
+        .is_none());
         assert!(Wide::parse_decimal("12a").is_none());
         assert!(Wide::parse_decimal("").is_none());
     }

@@ -144,13 +144,19 @@ impl Sink {
     }
 
     /// The table's columns, or `None` when it does not exist.
-    pub async fn describe(&self, database: &str, table: &str) -> Result<Option<Vec<TableColumn>>, SinkError> {
+    pub async fn describe(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<Option<Vec<TableColumn>>, SinkError> {
         let sql = format!("DESCRIBE TABLE {}", crate::ddl::qualified(database, table));
         match self.fetch_text(&sql, "JSONEachRow").await {
             Ok(bytes) => bytes
                 .split(|&b| b == b'\n')
                 .filter(|line| !line.is_empty())
-                .map(|line| serde_json::from_slice(line).map_err(|e| SinkError::Protocol(e.to_string())))
+                .map(|line| {
+                    serde_json::from_slice(line).map_err(|e| SinkError::Protocol(e.to_string()))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Err(SinkError::Server { code: 60, .. }) => Ok(None),
@@ -187,7 +193,9 @@ mod tests {
         let old = parse_server_error("Code: 60, e.displayText() = DB::Exception: Table db.t doesn't exist., e.what() = DB::Exception");
         assert!(matches!(old, SinkError::Server { code: 60, .. }));
         assert!(old.is_permanent());
-        let new = parse_server_error("Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT_EXCEEDED)");
+        let new = parse_server_error(
+            "Code: 241. DB::Exception: Memory limit exceeded (MEMORY_LIMIT_EXCEEDED)",
+        );
         assert!(matches!(new, SinkError::Server { code: 241, .. }));
         assert!(!new.is_permanent());
     }

@@ -138,11 +138,17 @@ impl fmt::Display for ChType {
             ChType::Ipv4 => f.write_str("IPv4"),
             ChType::Ipv6 => f.write_str("IPv6"),
             ChType::Enum8(items) => {
-                let items: Vec<String> = items.iter().map(|(n, v)| format!("{} = {v}", quoted(n))).collect();
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|(n, v)| format!("{} = {v}", quoted(n)))
+                    .collect();
                 write!(f, "Enum8({})", items.join(", "))
             }
             ChType::Enum16(items) => {
-                let items: Vec<String> = items.iter().map(|(n, v)| format!("{} = {v}", quoted(n))).collect();
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|(n, v)| format!("{} = {v}", quoted(n)))
+                    .collect();
                 write!(f, "Enum16({})", items.join(", "))
             }
             ChType::LowCardinality(t) => write!(f, "LowCardinality({t})"),
@@ -307,7 +313,11 @@ impl Parser<'_> {
             "DateTime64" => {
                 self.expect('(')?;
                 let precision = self.small("DateTime64 precision", 9)?;
-                let tz = if self.eat(',') { Some(self.quoted()?) } else { None };
+                let tz = if self.eat(',') {
+                    Some(self.quoted()?)
+                } else {
+                    None
+                };
                 self.expect(')')?;
                 Ok(ChType::DateTime64(precision, tz))
             }
@@ -323,7 +333,11 @@ impl Parser<'_> {
             "Decimal" => {
                 self.expect('(')?;
                 let precision = self.small("Decimal precision", 76)?;
-                let scale = if self.eat(',') { self.small("Decimal scale", 76)? } else { 0 };
+                let scale = if self.eat(',') {
+                    self.small("Decimal scale", 76)?
+                } else {
+                    0
+                };
                 self.expect(')')?;
                 decimal(precision, scale)
             }
@@ -355,13 +369,21 @@ impl Parser<'_> {
                 if name == "Enum8" {
                     items
                         .into_iter()
-                        .map(|(l, v)| i8::try_from(v).map(|v| (l, v)).map_err(|_| format!("Enum8 value {v} out of range")))
+                        .map(|(l, v)| {
+                            i8::try_from(v)
+                                .map(|v| (l, v))
+                                .map_err(|_| format!("Enum8 value {v} out of range"))
+                        })
                         .collect::<Result<_, _>>()
                         .map(ChType::Enum8)
                 } else {
                     items
                         .into_iter()
-                        .map(|(l, v)| i16::try_from(v).map(|v| (l, v)).map_err(|_| format!("Enum16 value {v} out of range")))
+                        .map(|(l, v)| {
+                            i16::try_from(v)
+                                .map(|v| (l, v))
+                                .map_err(|_| format!("Enum16 value {v} out of range"))
+                        })
                         .collect::<Result<_, _>>()
                         .map(ChType::Enum16)
                 }
@@ -485,15 +507,36 @@ mod tests {
             let ty = ChType::parse(text).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ChType::parse(&ty.to_string()).unwrap(), ty, "{text}");
         }
-        assert_eq!(ChType::parse("Decimal64(3)").unwrap(), ChType::Decimal { precision: 18, scale: 3 });
-        assert_eq!(ChType::parse("SimpleAggregateFunction(sum, UInt64)").unwrap(), ChType::UInt64);
-        assert_eq!(ChType::parse("JSON(max_dynamic_paths = 10, a.b UInt32)").unwrap(), ChType::Json);
+        assert_eq!(
+            ChType::parse("Decimal64(3)").unwrap(),
+            ChType::Decimal {
+                precision: 18,
+                scale: 3
+            }
+        );
+        assert_eq!(
+            ChType::parse("SimpleAggregateFunction(sum, UInt64)").unwrap(),
+            ChType::UInt64
+        );
+        assert_eq!(
+            ChType::parse("JSON(max_dynamic_paths = 10, a.b UInt32)").unwrap(),
+            ChType::Json
+        );
         assert_eq!(ChType::parse("Boolean").unwrap(), ChType::Bool);
     }
 
     #[test]
     fn rejects_garbage() {
-        for text in ["", "Strin", "Nullable(", "Array(UInt8", "Decimal(80, 2)", "UInt8 x", "Enum8('a' = 300)", "FixedString(0)"] {
+        for text in [
+            "",
+            "Strin",
+            "Nullable(",
+            "Array(UInt8",
+            "Decimal(80, 2)",
+            "UInt8 x",
+            "Enum8('a' = 300)",
+            "FixedString(0)",
+        ] {
             assert!(ChType::parse(text).is_err(), "{text}");
         }
     }

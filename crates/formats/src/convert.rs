@@ -96,8 +96,12 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
         | ChType::Int32
         | ChType::Int64
         | ChType::Int128
-        | ChType::Int256 => integer(json).map(Value::Int).ok_or_else(|| fail(json, ty, "not an integer")),
-        ChType::Float32 | ChType::Float64 => float(json).map(Value::Float).ok_or_else(|| fail(json, ty, "not a number")),
+        | ChType::Int256 => integer(json)
+            .map(Value::Int)
+            .ok_or_else(|| fail(json, ty, "not an integer")),
+        ChType::Float32 | ChType::Float64 => float(json)
+            .map(Value::Float)
+            .ok_or_else(|| fail(json, ty, "not a number")),
         ChType::Decimal { scale, .. } => {
             let text = match json {
                 Json::Number(n) => n.to_string(),
@@ -110,9 +114,13 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
         }
         ChType::Bool => match json {
             Json::Bool(b) => Ok(Value::Bool(*b)),
-            Json::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => Ok(Value::Bool(n.as_u64() == Some(1))),
+            Json::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+                Ok(Value::Bool(n.as_u64() == Some(1)))
+            }
             Json::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(Value::Bool(true)),
-            Json::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => Ok(Value::Bool(false)),
+            Json::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => {
+                Ok(Value::Bool(false))
+            }
             _ => Err(fail(json, ty, "not a boolean")),
         },
         ChType::String | ChType::FixedString(_) => Ok(Value::Bytes(match json {
@@ -121,15 +129,20 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
         })),
         ChType::Json => match json {
             Json::Object(_) => Ok(Value::Bytes(json.to_string().into_bytes())),
-            Json::String(s) if s.trim_start().starts_with('{') => Ok(Value::Bytes(s.as_bytes().to_vec())),
+            Json::String(s) if s.trim_start().starts_with('{') => {
+                Ok(Value::Bytes(s.as_bytes().to_vec()))
+            }
             _ => Err(fail(json, ty, "a JSON column takes an object")),
         },
-        ChType::Date | ChType::Date32 => date(json).map(Value::Date).ok_or_else(|| fail(json, ty, "not a date (YYYY-MM-DD or days since 1970-01-01)")),
+        ChType::Date | ChType::Date32 => date(json)
+            .map(Value::Date)
+            .ok_or_else(|| fail(json, ty, "not a date (YYYY-MM-DD or days since 1970-01-01)")),
         ChType::DateTime(_) => timestamp_nanos(json)
             .map(|ns| Value::DateTime(ns.div_euclid(1_000_000_000) as i64))
             .ok_or_else(|| fail(json, ty, "not a date-time (ISO-8601 or epoch)")),
         ChType::DateTime64(precision, _) => {
-            let ns = timestamp_nanos(json).ok_or_else(|| fail(json, ty, "not a date-time (ISO-8601 or epoch)"))?;
+            let ns = timestamp_nanos(json)
+                .ok_or_else(|| fail(json, ty, "not a date-time (ISO-8601 or epoch)"))?;
             let divisor = 10i128.pow(9u32.saturating_sub(u32::from(*precision)));
             let multiplier = 10i128.pow(u32::from(*precision).saturating_sub(9));
             i64::try_from(ns.div_euclid(divisor) * multiplier)
@@ -142,8 +155,16 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
             .map(|u| Value::Uuid(u.as_u128()))
             .ok_or_else(|| fail(json, ty, "not a UUID")),
         ChType::Ipv4 => match json {
-            Json::String(s) => s.trim().parse::<std::net::Ipv4Addr>().map(|ip| Value::Ipv4(u32::from(ip))).map_err(|_| fail(json, ty, "not an IPv4 address")),
-            Json::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()).map(Value::Ipv4).ok_or_else(|| fail(json, ty, "not an IPv4 address")),
+            Json::String(s) => s
+                .trim()
+                .parse::<std::net::Ipv4Addr>()
+                .map(|ip| Value::Ipv4(u32::from(ip)))
+                .map_err(|_| fail(json, ty, "not an IPv4 address")),
+            Json::Number(n) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .map(Value::Ipv4)
+                .ok_or_else(|| fail(json, ty, "not an IPv4 address")),
             _ => Err(fail(json, ty, "not an IPv4 address")),
         },
         ChType::Ipv6 => json
@@ -154,10 +175,18 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
                 std::net::IpAddr::V4(v4) => Value::Ipv6(v4.to_ipv6_mapped().octets()),
             })
             .ok_or_else(|| fail(json, ty, "not an IP address")),
-        ChType::Enum8(items) => enum_value(json, items.iter().map(|(n, v)| (n.as_str(), i16::from(*v)))).ok_or_else(|| fail(json, ty, "not one of the enum's names or values")),
-        ChType::Enum16(items) => enum_value(json, items.iter().map(|(n, v)| (n.as_str(), *v))).ok_or_else(|| fail(json, ty, "not one of the enum's names or values")),
+        ChType::Enum8(items) => {
+            enum_value(json, items.iter().map(|(n, v)| (n.as_str(), i16::from(*v))))
+                .ok_or_else(|| fail(json, ty, "not one of the enum's names or values"))
+        }
+        ChType::Enum16(items) => enum_value(json, items.iter().map(|(n, v)| (n.as_str(), *v)))
+            .ok_or_else(|| fail(json, ty, "not one of the enum's names or values")),
         ChType::Array(inner) => match json {
-            Json::Array(items) => items.iter().map(|item| convert(inner, item)).collect::<Result<_, _>>().map(Value::Array),
+            Json::Array(items) => items
+                .iter()
+                .map(|item| convert(inner, item))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
             _ => Err(fail(json, ty, "not an array")),
         },
         ChType::Tuple(types) => match json {
@@ -169,13 +198,19 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
                 .map(Value::Tuple),
             Json::Object(fields) if types.iter().all(|(name, _)| name.is_some()) => types
                 .iter()
-                .map(|(name, t)| match fields.get(name.as_deref().unwrap_or_default()) {
-                    Some(v) => convert(t, v),
-                    None => Ok(zero_value(t)),
-                })
+                .map(
+                    |(name, t)| match fields.get(name.as_deref().unwrap_or_default()) {
+                        Some(v) => convert(t, v),
+                        None => Ok(zero_value(t)),
+                    },
+                )
                 .collect::<Result<_, _>>()
                 .map(Value::Tuple),
-            _ => Err(fail(json, ty, "a Tuple takes an array of its arity (or an object for named tuples)")),
+            _ => Err(fail(
+                json,
+                ty,
+                "a Tuple takes an array of its arity (or an object for named tuples)",
+            )),
         },
         ChType::Map(key_type, value_type) => match json {
             Json::Object(fields) => fields
@@ -192,9 +227,39 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
             // The first variant type matching the JSON kind wins; then any
             // that converts at all.
             let matches_kind = |t: &ChType| match (json, t.value_type()) {
-                (Json::String(_), ChType::String | ChType::FixedString(_) | ChType::Uuid | ChType::Ipv4 | ChType::Ipv6 | ChType::Date | ChType::Date32 | ChType::DateTime(_) | ChType::DateTime64(..) | ChType::Enum8(_) | ChType::Enum16(_)) => true,
-                (Json::Number(n), t) if n.is_f64() => matches!(t, ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }),
-                (Json::Number(_), t) => matches!(t, ChType::UInt8 | ChType::UInt16 | ChType::UInt32 | ChType::UInt64 | ChType::UInt128 | ChType::UInt256 | ChType::Int8 | ChType::Int16 | ChType::Int32 | ChType::Int64 | ChType::Int128 | ChType::Int256),
+                (
+                    Json::String(_),
+                    ChType::String
+                    | ChType::FixedString(_)
+                    | ChType::Uuid
+                    | ChType::Ipv4
+                    | ChType::Ipv6
+                    | ChType::Date
+                    | ChType::Date32
+                    | ChType::DateTime(_)
+                    | ChType::DateTime64(..)
+                    | ChType::Enum8(_)
+                    | ChType::Enum16(_),
+                ) => true,
+                (Json::Number(n), t) if n.is_f64() => matches!(
+                    t,
+                    ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }
+                ),
+                (Json::Number(_), t) => matches!(
+                    t,
+                    ChType::UInt8
+                        | ChType::UInt16
+                        | ChType::UInt32
+                        | ChType::UInt64
+                        | ChType::UInt128
+                        | ChType::UInt256
+                        | ChType::Int8
+                        | ChType::Int16
+                        | ChType::Int32
+                        | ChType::Int64
+                        | ChType::Int128
+                        | ChType::Int256
+                ),
                 (Json::Bool(_), ChType::Bool) => true,
                 (Json::Array(_), ChType::Array(_) | ChType::Tuple(_)) => true,
                 (Json::Object(_), ChType::Map(..) | ChType::Json | ChType::Tuple(_)) => true,
@@ -218,7 +283,17 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
 
 fn map_key(key: &str, key_type: &ChType) -> Json {
     match key_type.value_type() {
-        ChType::String | ChType::FixedString(_) | ChType::Uuid | ChType::Ipv4 | ChType::Ipv6 | ChType::Date | ChType::Date32 | ChType::DateTime(_) | ChType::DateTime64(..) | ChType::Enum8(_) | ChType::Enum16(_) => Json::String(key.to_owned()),
+        ChType::String
+        | ChType::FixedString(_)
+        | ChType::Uuid
+        | ChType::Ipv4
+        | ChType::Ipv6
+        | ChType::Date
+        | ChType::Date32
+        | ChType::DateTime(_)
+        | ChType::DateTime64(..)
+        | ChType::Enum8(_)
+        | ChType::Enum16(_) => Json::String(key.to_owned()),
         _ => serde_json::from_str(key).unwrap_or_else(|_| Json::String(key.to_owned())),
     }
 }
@@ -284,7 +359,10 @@ pub fn scaled_decimal(text: &str, scale: u8) -> Option<Wide> {
     } else {
         digits[..point as usize].to_owned()
     };
-    Wide::parse_decimal(&format!("{sign}{}", if kept.is_empty() { "0" } else { &kept }))
+    Wide::parse_decimal(&format!(
+        "{sign}{}",
+        if kept.is_empty() { "0" } else { &kept }
+    ))
 }
 
 fn date(json: &Json) -> Option<i64> {
@@ -292,7 +370,9 @@ fn date(json: &Json) -> Option<i64> {
     match json {
         Json::String(s) => {
             let s = s.trim();
-            let day = s.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+            let day = s
+                .get(..10)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
             Some((day - epoch).num_days())
         }
         Json::Number(n) => n.as_i64(),
@@ -319,17 +399,36 @@ pub fn timestamp_nanos(json: &Json) -> Option<i128> {
                 return Some(epoch_by_magnitude(i));
             }
             if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-                return Some(i128::from(dt.timestamp()) * 1_000_000_000 + i128::from(dt.timestamp_subsec_nanos()));
+                return Some(
+                    i128::from(dt.timestamp()) * 1_000_000_000
+                        + i128::from(dt.timestamp_subsec_nanos()),
+                );
             }
-            for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+            for format in [
+                "%Y-%m-%d %H:%M:%S%.f%:z",
+                "%Y-%m-%dT%H:%M:%S%.f%z",
+                "%Y-%m-%d %H:%M:%S%.f%z",
+            ] {
                 if let Ok(dt) = DateTime::parse_from_str(s, format) {
-                    return Some(i128::from(dt.timestamp()) * 1_000_000_000 + i128::from(dt.timestamp_subsec_nanos()));
+                    return Some(
+                        i128::from(dt.timestamp()) * 1_000_000_000
+                            + i128::from(dt.timestamp_subsec_nanos()),
+                    );
                 }
             }
-            for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y/%m/%d %H:%M:%S%.f"] {
+            for format in [
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M",
+                "%Y/%m/%d %H:%M:%S%.f",
+            ] {
                 if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {
                     let dt = naive.and_utc();
-                    return Some(i128::from(dt.timestamp()) * 1_000_000_000 + i128::from(dt.timestamp_subsec_nanos()));
+                    return Some(
+                        i128::from(dt.timestamp()) * 1_000_000_000
+                            + i128::from(dt.timestamp_subsec_nanos()),
+                    );
                 }
             }
             if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
@@ -360,7 +459,9 @@ fn epoch_by_magnitude(v: i128) -> i128 {
 
 fn enum_value<'a>(json: &Json, mut items: impl Iterator<Item = (&'a str, i16)>) -> Option<Value> {
     match json {
-        Json::String(s) => items.find(|(name, _)| name == s).map(|(_, v)| Value::Enum(v)),
+        Json::String(s) => items
+            .find(|(name, _)| name == s)
+            .map(|(_, v)| Value::Enum(v)),
         Json::Number(n) => {
             let v = i16::try_from(n.as_i64()?).ok()?;
             items.any(|(_, x)| x == v).then_some(Value::Enum(v))
@@ -381,20 +482,28 @@ mod tests {
     #[test]
     fn integers() {
         assert_eq!(convert(&ty("UInt8"), &json!(200)).unwrap(), Value::int(200));
-        assert_eq!(convert(&ty("Int64"), &json!("-42")).unwrap(), Value::int(-42));
+        assert_eq!(
+            convert(&ty("Int64"), &json!("-42")).unwrap(),
+            Value::int(-42)
+        );
         assert_eq!(convert(&ty("Int64"), &json!(3.0)).unwrap(), Value::int(3));
         assert!(convert(&ty("Int64"), &json!(3.5)).is_err());
         assert!(convert(&ty("Int64"), &json!("x")).is_err());
-        assert_eq!(convert(&ty("UInt64"), &json!(u64::MAX)).unwrap(), Value::Int(Wide::from_u128(u128::from(u64::MAX))));
+        assert_eq!(
+            convert(&ty("UInt64"), &json!(u64::MAX)).unwrap(),
+            Value::Int(Wide::from_u128(u128::from(u64::MAX)))
+        );
     }
 
     #[test]
     fn decimals_are_exact() {
-        let d = |text: &str, scale| scaled_decimal(text, scale).map(|w| {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&w.twos_complement()[..16]);
-            i128::from_le_bytes(b)
-        });
+        let d = |text: &str, scale| {
+            scaled_decimal(text, scale).map(|w| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&w.twos_complement()[..16]);
+                i128::from_le_bytes(b)
+            })
+        };
         assert_eq!(d("12.34", 2), Some(1234));
         assert_eq!(d("-12.345", 2), Some(-1234));
         assert_eq!(d("1e3", 2), Some(100_000));
@@ -403,7 +512,10 @@ mod tests {
         assert_eq!(d("7", 0), Some(7));
         assert_eq!(d("abc", 2), None);
         assert_eq!(d("", 2), None);
-        assert_eq!(convert(&ty("Decimal(18, 2)"), &json!(0.1)).unwrap(), Value::Decimal(Wide::from_i128(10)));
+        assert_eq!(
+            convert(&ty("Decimal(18, 2)"), &json!(0.1)).unwrap(),
+            Value::Decimal(Wide::from_i128(10))
+        );
     }
 
     #[test]
@@ -418,10 +530,22 @@ mod tests {
         assert_eq!(ns(json!(1_700_000_000_123_000_000i64)), expected);
         assert_eq!(ns(json!(1_700_000_000)), 1_700_000_000_000_000_000);
         assert_eq!(ns(json!("1700000000")), 1_700_000_000_000_000_000);
-        assert_eq!(convert(&ty("DateTime64(3)"), &json!("2023-11-14T22:13:20.123Z")).unwrap(), Value::DateTime64(1_700_000_000_123));
-        assert_eq!(convert(&ty("DateTime"), &json!("2023-11-14T22:13:20.999Z")).unwrap(), Value::DateTime(1_700_000_000));
-        assert_eq!(convert(&ty("Date"), &json!("1970-01-11")).unwrap(), Value::Date(10));
-        assert_eq!(convert(&ty("Date32"), &json!("1969-12-31")).unwrap(), Value::Date(-1));
+        assert_eq!(
+            convert(&ty("DateTime64(3)"), &json!("2023-11-14T22:13:20.123Z")).unwrap(),
+            Value::DateTime64(1_700_000_000_123)
+        );
+        assert_eq!(
+            convert(&ty("DateTime"), &json!("2023-11-14T22:13:20.999Z")).unwrap(),
+            Value::DateTime(1_700_000_000)
+        );
+        assert_eq!(
+            convert(&ty("Date"), &json!("1970-01-11")).unwrap(),
+            Value::Date(10)
+        );
+        assert_eq!(
+            convert(&ty("Date32"), &json!("1969-12-31")).unwrap(),
+            Value::Date(-1)
+        );
         assert!(convert(&ty("DateTime"), &json!("yesterday")).is_err());
     }
 
@@ -443,12 +567,27 @@ mod tests {
             convert(&ty("Map(UInt16, String)"), &json!({"7": "x"})).unwrap(),
             Value::Map(vec![(Value::int(7), Value::string("x"))])
         );
-        assert_eq!(convert(&ty("String"), &json!({"a": 1})).unwrap(), Value::string(r#"{"a":1}"#));
-        assert_eq!(convert(&ty("JSON"), &json!({"a": 1})).unwrap(), Value::string(r#"{"a":1}"#));
-        assert_eq!(convert(&ty("Enum8('a' = 1, 'b' = 2)"), &json!("b")).unwrap(), Value::Enum(2));
+        assert_eq!(
+            convert(&ty("String"), &json!({"a": 1})).unwrap(),
+            Value::string(r#"{"a":1}"#)
+        );
+        assert_eq!(
+            convert(&ty("JSON"), &json!({"a": 1})).unwrap(),
+            Value::string(r#"{"a":1}"#)
+        );
+        assert_eq!(
+            convert(&ty("Enum8('a' = 1, 'b' = 2)"), &json!("b")).unwrap(),
+            Value::Enum(2)
+        );
         assert!(convert(&ty("Enum8('a' = 1, 'b' = 2)"), &json!("c")).is_err());
-        assert_eq!(convert(&ty("IPv4"), &json!("1.2.3.4")).unwrap(), Value::Ipv4(0x0102_0304));
-        assert_eq!(convert(&ty("Bool"), &json!("true")).unwrap(), Value::Bool(true));
+        assert_eq!(
+            convert(&ty("IPv4"), &json!("1.2.3.4")).unwrap(),
+            Value::Ipv4(0x0102_0304)
+        );
+        assert_eq!(
+            convert(&ty("Bool"), &json!("true")).unwrap(),
+            Value::Bool(true)
+        );
         assert_eq!(
             convert(&ty("Variant(UInt64, String)"), &json!("12")).unwrap(),
             Value::Variant(1, Box::new(Value::string("12")))
@@ -457,7 +596,10 @@ mod tests {
             convert(&ty("Variant(UInt64, String)"), &json!(12)).unwrap(),
             Value::Variant(0, Box::new(Value::int(12)))
         );
-        assert_eq!(convert(&ty("Nullable(UInt8)"), &json!(null)).unwrap(), Value::Null);
+        assert_eq!(
+            convert(&ty("Nullable(UInt8)"), &json!(null)).unwrap(),
+            Value::Null
+        );
         assert_eq!(convert(&ty("UInt8"), &json!(null)).unwrap(), Value::int(0));
     }
 }

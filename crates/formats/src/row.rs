@@ -39,7 +39,10 @@ impl VirtualColumn {
 pub enum ColumnSource {
     /// A field of the message: tried first as one key (`a.b` literally),
     /// then as a path through nested objects.
-    Field { path: String, segments: Vec<String> },
+    Field {
+        path: String,
+        segments: Vec<String>,
+    },
     Virtual(VirtualColumn),
 }
 
@@ -130,7 +133,9 @@ impl RowPlan {
         fn contains_json(ty: &ChType) -> bool {
             match ty {
                 ChType::Json => true,
-                ChType::Nullable(t) | ChType::LowCardinality(t) | ChType::Array(t) => contains_json(t),
+                ChType::Nullable(t) | ChType::LowCardinality(t) | ChType::Array(t) => {
+                    contains_json(t)
+                }
                 ChType::Map(k, v) => contains_json(k) || contains_json(v),
                 ChType::Tuple(items) => items.iter().any(|(_, t)| contains_json(t)),
                 ChType::Variant(items) => items.iter().any(contains_json),
@@ -157,26 +162,42 @@ impl RowPlan {
         result
     }
 
-    fn encode_into(&self, payload: &[u8], meta: &RecordMeta<'_>, out: &mut Vec<u8>) -> Result<u32, RecordError> {
+    fn encode_into(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, RecordError> {
         let parse_error = |message: String| RecordError {
             code: ErrorCode::DataParsingError,
             message,
         };
-        let virtuals = if self.uses_virtual { Some(virtual_values(payload, meta)) } else { None };
+        let virtuals = if self.uses_virtual {
+            Some(virtual_values(payload, meta))
+        } else {
+            None
+        };
         let mut rows = 0;
         for object in serde_json::Deserializer::from_slice(payload).into_iter::<Json>() {
             let object = object.map_err(|e| parse_error(format!("not valid JSON: {e}")))?;
             let Json::Object(object) = object else {
-                return Err(parse_error(format!("expected a JSON object per row, found {}", kind(&object))));
+                return Err(parse_error(format!(
+                    "expected a JSON object per row, found {}",
+                    kind(&object)
+                )));
             };
             for column in &self.columns {
                 let value = match &column.source {
-                    ColumnSource::Field { path, segments } => match lookup(&object, path, segments) {
+                    ColumnSource::Field { path, segments } => match lookup(&object, path, segments)
+                    {
                         Some(json) => convert(&column.ty, json),
                         None => Ok(zero_value(&column.ty)),
                     },
                     ColumnSource::Virtual(v) => {
-                        let json = virtuals.as_ref().map(|all| all.get(*v)).unwrap_or(&Json::Null);
+                        let json = virtuals
+                            .as_ref()
+                            .map(|all| all.get(*v))
+                            .unwrap_or(&Json::Null);
                         convert(&column.ty, json)
                     }
                 }
@@ -258,12 +279,24 @@ fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
         timestamp: meta
             .timestamp_ms
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-            .map_or(Json::Null, |t| Json::String(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())),
+            .map_or(Json::Null, |t| {
+                Json::String(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            }),
         partition: Json::from(meta.partition),
         offset: Json::from(meta.offset),
         topic: Json::String(meta.topic.to_owned()),
-        header_keys: Json::Array(meta.headers.iter().map(|(k, _)| Json::String((*k).to_owned())).collect()),
-        header_values: Json::Array(meta.headers.iter().map(|(_, v)| v.map_or(Json::String(String::new()), text)).collect()),
+        header_keys: Json::Array(
+            meta.headers
+                .iter()
+                .map(|(k, _)| Json::String((*k).to_owned()))
+                .collect(),
+        ),
+        header_values: Json::Array(
+            meta.headers
+                .iter()
+                .map(|(_, v)| v.map_or(Json::String(String::new()), text))
+                .collect(),
+        ),
         raw: text(payload),
     }
 }
@@ -275,8 +308,14 @@ mod tests {
 
     fn plan(columns: &[(&str, &str)], mappings: &[(&str, &str)]) -> RowPlan {
         RowPlan::new(
-            columns.iter().map(|(n, t)| (n.to_string(), ChType::parse(t).unwrap())).collect(),
-            &mappings.iter().map(|(s, d)| (s.to_string(), d.to_string())).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(|(n, t)| (n.to_string(), ChType::parse(t).unwrap()))
+                .collect(),
+            &mappings
+                .iter()
+                .map(|(s, d)| (s.to_string(), d.to_string()))
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -291,17 +330,31 @@ mod tests {
     #[test]
     fn fields_paths_mappings_and_missing_values() {
         let plan = plan(
-            &[("id", "UInt64"), ("customer", "String"), ("note", "Nullable(String)"), ("total", "Float64")],
+            &[
+                ("id", "UInt64"),
+                ("customer", "String"),
+                ("note", "Nullable(String)"),
+                ("total", "Float64"),
+            ],
             &[("order.customer.name", "customer")],
         );
         let mut out = Vec::new();
         let rows = plan
-            .encode_message(br#"{"id": 7, "order": {"customer": {"name": "ann"}}, "total": 1.5}"#, &RecordMeta::default(), &mut out)
+            .encode_message(
+                br#"{"id": 7, "order": {"customer": {"name": "ann"}}, "total": 1.5}"#,
+                &RecordMeta::default(),
+                &mut out,
+            )
             .unwrap();
         assert_eq!(rows, 1);
         assert_eq!(
             out,
-            expected(&[("UInt64", Value::int(7)), ("String", Value::string("ann")), ("Nullable(String)", Value::Null), ("Float64", Value::Float(1.5))])
+            expected(&[
+                ("UInt64", Value::int(7)),
+                ("String", Value::string("ann")),
+                ("Nullable(String)", Value::Null),
+                ("Float64", Value::Float(1.5))
+            ])
         );
     }
 
@@ -309,7 +362,13 @@ mod tests {
     fn several_objects_per_message_and_dotted_keys() {
         let plan = plan(&[("a.b", "UInt8")], &[]);
         let mut out = Vec::new();
-        let rows = plan.encode_message(b"{\"a.b\": 1}\n{\"a\": {\"b\": 2}}\n", &RecordMeta::default(), &mut out).unwrap();
+        let rows = plan
+            .encode_message(
+                b"{\"a.b\": 1}\n{\"a\": {\"b\": 2}}\n",
+                &RecordMeta::default(),
+                &mut out,
+            )
+            .unwrap();
         assert_eq!(rows, 2);
         assert_eq!(out, [1, 2]);
     }
@@ -319,25 +378,50 @@ mod tests {
         let plan = plan(&[("n", "UInt8")], &[]);
         let mut out = vec![9];
         for (payload, code) in [
-            (&b"{\"n\": 1} {\"n\": 300}"[..], ErrorCode::TypeConversionError),
+            (
+                &b"{\"n\": 1} {\"n\": 300}"[..],
+                ErrorCode::TypeConversionError,
+            ),
             (b"{\"n\": 1} not json", ErrorCode::DataParsingError),
             (b"[1, 2]", ErrorCode::DataParsingError),
             (b"", ErrorCode::DataParsingError),
             (b"\xff\xfe", ErrorCode::DataParsingError),
         ] {
-            let error = plan.encode_message(payload, &RecordMeta::default(), &mut out).unwrap_err();
+            let error = plan
+                .encode_message(payload, &RecordMeta::default(), &mut out)
+                .unwrap_err();
             assert_eq!(error.code, code, "{payload:?}");
             assert_eq!(out, [9], "nothing appended for {payload:?}");
         }
-        let error = plan.encode_message(b"{\"n\": 300}", &RecordMeta::default(), &mut out).unwrap_err();
+        let error = plan
+            .encode_message(b"{\"n\": 300}", &RecordMeta::default(), &mut out)
+            .unwrap_err();
         assert!(error.message.contains("column `n`"), "{}", error.message);
     }
 
     #[test]
     fn virtual_columns() {
         let plan = plan(
-            &[("k", "Nullable(String)"), ("ts", "DateTime64(3)"), ("p", "Int32"), ("o", "Int64"), ("t", "String"), ("hk", "Array(String)"), ("hv", "Array(String)"), ("raw", "String")],
-            &[("_key", "k"), ("_timestamp", "ts"), ("_partition", "p"), ("_offset", "o"), ("_topic", "t"), ("_header_keys", "hk"), ("_header_values", "hv"), ("_raw_message", "raw")],
+            &[
+                ("k", "Nullable(String)"),
+                ("ts", "DateTime64(3)"),
+                ("p", "Int32"),
+                ("o", "Int64"),
+                ("t", "String"),
+                ("hk", "Array(String)"),
+                ("hv", "Array(String)"),
+                ("raw", "String"),
+            ],
+            &[
+                ("_key", "k"),
+                ("_timestamp", "ts"),
+                ("_partition", "p"),
+                ("_offset", "o"),
+                ("_topic", "t"),
+                ("_header_keys", "hk"),
+                ("_header_values", "hv"),
+                ("_raw_message", "raw"),
+            ],
         );
         let payload = br#"{"x":1}"#;
         let meta = RecordMeta {
@@ -350,7 +434,8 @@ mod tests {
         };
         let mut out = Vec::new();
         plan.encode_message(payload, &meta, &mut out).unwrap();
-        let strings = |items: &[&str]| Value::Array(items.iter().map(|s| Value::string(*s)).collect());
+        let strings =
+            |items: &[&str]| Value::Array(items.iter().map(|s| Value::string(*s)).collect());
         assert_eq!(
             out,
             expected(&[

@@ -65,41 +65,65 @@ mod tests {
         assert_eq!(l.max_rows, 100_000);
         assert_eq!(l.max_bytes, 16 << 20);
         assert_eq!(l.max_wait, Duration::from_secs(5));
-        assert_eq!(BatchLimits::for_pipe(&PipeSettings::default(), ReplicaSize::XL).max_bytes, 256 << 20);
+        assert_eq!(
+            BatchLimits::for_pipe(&PipeSettings::default(), ReplicaSize::XL).max_bytes,
+            256 << 20
+        );
     }
 
     #[test]
     fn rows_trigger() {
         let l = limits();
         assert_eq!(l.flush_reason(99_999, 0, Duration::ZERO), None);
-        assert_eq!(l.flush_reason(100_000, 0, Duration::ZERO), Some(FlushReason::Rows));
+        assert_eq!(
+            l.flush_reason(100_000, 0, Duration::ZERO),
+            Some(FlushReason::Rows)
+        );
     }
 
     #[test]
     fn bytes_trigger() {
         let l = limits();
         assert_eq!(l.flush_reason(1, (16 << 20) - 1, Duration::ZERO), None);
-        assert_eq!(l.flush_reason(1, 16 << 20, Duration::ZERO), Some(FlushReason::Bytes));
+        assert_eq!(
+            l.flush_reason(1, 16 << 20, Duration::ZERO),
+            Some(FlushReason::Bytes)
+        );
     }
 
     #[test]
     fn age_trigger() {
         let l = limits();
         assert_eq!(l.flush_reason(1, 1, Duration::from_millis(4_999)), None);
-        assert_eq!(l.flush_reason(1, 1, Duration::from_secs(5)), Some(FlushReason::Age));
-        assert_eq!(l.remaining_wait(Duration::from_secs(2)), Duration::from_secs(3));
+        assert_eq!(
+            l.flush_reason(1, 1, Duration::from_secs(5)),
+            Some(FlushReason::Age)
+        );
+        assert_eq!(
+            l.remaining_wait(Duration::from_secs(2)),
+            Duration::from_secs(3)
+        );
         assert_eq!(l.remaining_wait(Duration::from_secs(9)), Duration::ZERO);
     }
 
     #[test]
     fn empty_batches_never_flush() {
-        assert_eq!(limits().flush_reason(0, 1 << 30, Duration::from_secs(3600)), None);
+        assert_eq!(
+            limits().flush_reason(0, 1 << 30, Duration::from_secs(3600)),
+            None
+        );
     }
 
     #[test]
     fn the_first_limit_reached_wins() {
         let l = limits();
-        assert_eq!(l.flush_reason(100_000, 1 << 30, Duration::from_secs(60)), Some(FlushReason::Rows));
-        assert_eq!(l.flush_reason(5, 1 << 30, Duration::from_secs(60)), Some(FlushReason::Bytes));
+        assert_eq!(
+            l.flush_reason(100_000, 1 << 30, Duration::from_secs(60)),
+            Some(FlushReason::Rows)
+        );
+        assert_eq!(
+            l.flush_reason(5, 1 << 30, Duration::from_secs(60)),
+            Some(FlushReason::Bytes)
+        );
     }
 }

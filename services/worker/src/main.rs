@@ -1,47 +1,202 @@
-//! sluice-worker: registers itself with its capacity and heartbeats. Running
-//! pipe replicas (source, decode, batch, insert, commit) arrives with the
-//! data-plane issue; this is the process that will host them.
+//! sluice-worker: registers itself with its capacity, claims replicas of
+//! live pipes (a lease with an epoch per replica; the scheduler will take
+//! placement over behind the same lease table), runs them, and renews their
+//! leases with their status. A replica stops when its lease is lost, its
+//! pipe stops or changes generation, or the pipe scales below it.
 
+mod destination;
+mod replica;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use sluice_model::PipeState;
 use sluice_runtime::env;
+use sluice_store::{Lease, ReplicaStatus, Store};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-const HEARTBEAT: Duration = Duration::from_secs(5);
+use crate::replica::{FailureLimits, Replica, Report, SharedReport};
+
+const TICK: Duration = Duration::from_secs(2);
+const LEASE_TTL: Duration = Duration::from_secs(15);
+
+struct Running {
+    lease: Lease,
+    millicpu: u32,
+    cancel: CancellationToken,
+    report: SharedReport,
+    task: JoinHandle<()>,
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match env(name) {
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{name} must be a number")),
+        None => Ok(default),
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     sluice_runtime::init_tracing();
     let store = sluice_runtime::open_store().await?;
-    let id = uuid::Uuid::now_v7();
-    let millicpu: i32 = env("SLUICE_WORKER_MILLICPU")
-        .map(|v| v.parse())
-        .transpose()
-        .context("SLUICE_WORKER_MILLICPU must be a whole number")?
-        .unwrap_or(2000);
-    let memory_mib: i64 = env("SLUICE_WORKER_MEMORY_MIB")
-        .map(|v| v.parse())
-        .transpose()
-        .context("SLUICE_WORKER_MEMORY_MIB must be a whole number")?
-        .unwrap_or(8192);
+    let worker_id = Uuid::now_v7();
+    let millicpu: u32 = env_number("SLUICE_WORKER_MILLICPU", 2000)?;
+    let memory_mib: i64 = env_number("SLUICE_WORKER_MEMORY_MIB", 8192)?;
+    let limits = FailureLimits {
+        source: Duration::from_secs(env_number("SLUICE_SOURCE_FAILURE_LIMIT_SECS", 900)?),
+        destination: Duration::from_secs(env_number(
+            "SLUICE_DESTINATION_FAILURE_LIMIT_SECS",
+            3600,
+        )?),
+    };
     let hostname = env("HOSTNAME").unwrap_or_else(|| "localhost".to_owned());
-    let span = tracing::info_span!("worker", worker_id = %id);
+    let span = tracing::info_span!("worker", worker_id = %worker_id);
     let _enter = span.enter();
-    tracing::info!(millicpu, memory_mib, "sluice-worker registered");
+
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    if let Some(addr) = env("SLUICE_WORKER_METRICS_ADDR") {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding {addr} (SLUICE_WORKER_METRICS_ADDR)"))?;
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = prometheus.clone();
+                async move { handle.render() }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        tracing::info!(%addr, "worker metrics listening");
+    }
+
+    tracing::info!(millicpu, memory_mib, "sluice-worker started");
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
+    let mut running: HashMap<(Uuid, i32), Running> = HashMap::new();
     loop {
         if let Err(e) = store
-            .heartbeat_worker(id, &hostname, millicpu, memory_mib)
+            .heartbeat_worker(worker_id, &hostname, millicpu as i32, memory_mib)
             .await
         {
-            tracing::warn!(error = %e, "heartbeat failed; retrying");
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        if let Err(e) = supervise(&store, worker_id, millicpu, limits, &mut running).await {
+            tracing::warn!(error = %e, "supervising replicas failed; retrying");
         }
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = tokio::time::sleep(TICK) => {}
         }
     }
-    store.deregister_worker(id).await.context("deregistering")?;
+    for replica in running.values() {
+        replica.cancel.cancel();
+    }
+    for (_, replica) in running.drain() {
+        let _ = replica.task.await;
+        let _ = store.release_lease(&replica.lease, worker_id).await;
+    }
+    store
+        .deregister_worker(worker_id)
+        .await
+        .context("deregistering")?;
+    Ok(())
+}
+
+async fn supervise(
+    store: &Store,
+    worker_id: Uuid,
+    capacity: u32,
+    limits: FailureLimits,
+    running: &mut HashMap<(Uuid, i32), Running>,
+) -> anyhow::Result<()> {
+    // Renew what runs; stop what should not run any more.
+    let mut finished = Vec::new();
+    for (key, replica) in running.iter() {
+        let pipe = store.pipe(replica.lease.pipe_id).await?;
+        let keep = pipe.as_ref().is_some_and(|p| {
+            matches!(
+                p.state,
+                PipeState::Provisioning | PipeState::Running | PipeState::Degraded
+            ) && p.generation == replica.lease.generation
+                && (replica.lease.replica as u32) < p.spec.scaling.replicas
+        });
+        let report = replica
+            .report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let held = store
+            .renew_lease(
+                &replica.lease,
+                worker_id,
+                LEASE_TTL,
+                report.status,
+                report.last_error.as_deref(),
+            )
+            .await?;
+        if !held {
+            tracing::warn!(pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica, "lease lost; stopping the replica");
+        }
+        if !keep || !held || replica.task.is_finished() {
+            replica.cancel.cancel();
+            finished.push(*key);
+        }
+    }
+    for key in finished {
+        if let Some(replica) = running.remove(&key) {
+            let _ = replica.task.await;
+            store.release_lease(&replica.lease, worker_id).await?;
+            tracing::info!(pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica, "replica stopped");
+        }
+    }
+
+    // Claim more while there is room.
+    let mut used: u32 = running.values().map(|r| r.millicpu).sum();
+    while let Some(lease) = store.claim_replica(worker_id, LEASE_TTL).await? {
+        let Some(pipe) = store.pipe(lease.pipe_id).await? else {
+            store.release_lease(&lease, worker_id).await?;
+            continue;
+        };
+        let millicpu = pipe.spec.scaling.replica_size.millicpu();
+        if used + millicpu > capacity {
+            store.release_lease(&lease, worker_id).await?;
+            break;
+        }
+        used += millicpu;
+        let cancel = CancellationToken::new();
+        let report: SharedReport = Arc::new(Mutex::new(Report {
+            status: ReplicaStatus::Starting,
+            last_error: None,
+        }));
+        let replica = Replica {
+            store: store.clone(),
+            lease: lease.clone(),
+            cancel: cancel.clone(),
+            report: report.clone(),
+            limits,
+        };
+        let span = tracing::info_span!("replica", pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch);
+        let task = tokio::spawn(tracing::Instrument::instrument(replica.run(), span));
+        tracing::info!(pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch, "replica claimed");
+        running.insert(
+            (lease.pipe_id, lease.replica),
+            Running {
+                lease,
+                millicpu,
+                cancel,
+                report,
+                task,
+            },
+        );
+    }
     Ok(())
 }

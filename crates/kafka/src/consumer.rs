@@ -1,0 +1,219 @@
+//! A member of the pipe's consumer group. Offsets are committed only when
+//! the caller says the rows before them are in ClickHouse; revoked
+//! partitions are reported so the caller drops their unacknowledged rows
+//! instead of committing them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sluice_model::{KafkaSource, OffsetStrategy};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionKey {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Default)]
+pub struct Tracking {
+    assigned: Mutex<HashSet<PartitionKey>>,
+    revoked: Mutex<Vec<PartitionKey>>,
+}
+
+fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
+    list.elements().into_iter().map(|e| PartitionKey {
+        topic: e.topic().to_owned(),
+        partition: e.partition(),
+    })
+}
+
+impl ClientContext for Tracking {}
+
+impl ConsumerContext for Tracking {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked: Vec<PartitionKey> = keys(list).collect();
+            tracing::info!(partitions = revoked.len(), "partitions revoked");
+            let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            for key in &revoked {
+                assigned.remove(key);
+            }
+            self.revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(revoked);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+                let before = assigned.len();
+                assigned.extend(keys(list));
+                tracing::info!(
+                    added = assigned.len() - before,
+                    total = assigned.len(),
+                    "partitions assigned"
+                );
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+pub struct GroupMember {
+    consumer: StreamConsumer<Tracking>,
+}
+
+impl GroupMember {
+    pub fn new(settings: &BTreeMap<&'static str, String>) -> Result<Self, KafkaError> {
+        let mut config = ClientConfig::new();
+        for (key, value) in settings {
+            config.set(*key, value);
+        }
+        let consumer = config.create_with_context(Tracking::default())?;
+        Ok(GroupMember { consumer })
+    }
+
+    /// Joins the group on the pipe's topics. For `from_timestamp`, first
+    /// commits, for every partition the group has no offset for yet, the
+    /// first offset at or after the timestamp, so the group starts there.
+    pub fn start(&self, source: &KafkaSource) -> Result<(), KafkaError> {
+        if source.offset.strategy == OffsetStrategy::FromTimestamp {
+            if let Some(timestamp) = source.offset.timestamp {
+                tokio::task::block_in_place(|| {
+                    self.seed_offsets_by_time(&source.topics, timestamp.timestamp_millis())
+                })?;
+            }
+        }
+        let topics: Vec<&str> = source.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics)
+    }
+
+    fn seed_offsets_by_time(&self, topics: &[String], millis: i64) -> Result<(), KafkaError> {
+        let mut all = TopicPartitionList::new();
+        for topic in topics {
+            let metadata = self
+                .consumer
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    all.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(all.clone(), METADATA_TIMEOUT)?;
+        let mut wanted = TopicPartitionList::new();
+        for element in committed.elements() {
+            if !matches!(element.offset(), Offset::Offset(_)) {
+                wanted.add_partition_offset(
+                    element.topic(),
+                    element.partition(),
+                    Offset::Offset(millis),
+                )?;
+            }
+        }
+        if wanted.count() == 0 {
+            return Ok(());
+        }
+        let found = self.consumer.offsets_for_times(wanted, METADATA_TIMEOUT)?;
+        let mut seed = TopicPartitionList::new();
+        for element in found.elements() {
+            let offset = match element.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                // No message at or after the timestamp: start at the end.
+                _ => {
+                    let (_, high) = self.consumer.fetch_watermarks(
+                        element.topic(),
+                        element.partition(),
+                        METADATA_TIMEOUT,
+                    )?;
+                    Offset::Offset(high)
+                }
+            };
+            seed.add_partition_offset(element.topic(), element.partition(), offset)?;
+        }
+        match self.consumer.commit(&seed, CommitMode::Sync) {
+            Ok(()) => tracing::info!(
+                partitions = seed.count(),
+                "starting offsets set from the timestamp"
+            ),
+            // Another replica got there first; its offsets stand.
+            Err(e) => tracing::warn!(error = %e, "could not seed offsets by timestamp"),
+        }
+        Ok(())
+    }
+
+    pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
+        self.consumer.recv().await
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> Vec<PartitionKey> {
+        std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .revoked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    pub fn is_assigned(&self, key: &PartitionKey) -> bool {
+        self.consumer
+            .context()
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
+    }
+
+    /// Commits `next offset to read` per partition, synchronously. Call only
+    /// once ClickHouse has acknowledged every row before those offsets.
+    pub fn commit(&self, offsets: &[(PartitionKey, i64)]) -> Result<(), KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for (key, next) in offsets {
+            list.add_partition_offset(&key.topic, key.partition, Offset::Offset(*next))?;
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync))
+    }
+
+    /// (committed offset, high watermark) of an assigned partition, for lag.
+    pub fn watermarks(&self, key: &PartitionKey) -> Result<(i64, i64), KafkaError> {
+        tokio::task::block_in_place(|| {
+            let (_, high) =
+                self.consumer
+                    .fetch_watermarks(&key.topic, key.partition, METADATA_TIMEOUT)?;
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&key.topic, key.partition);
+            let committed = self.consumer.committed_offsets(list, METADATA_TIMEOUT)?;
+            let offset = committed
+                .elements()
+                .first()
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            Ok((offset, high))
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! The Kafka source of a pipe replica.
+
+pub mod config;
+pub mod consumer;
+
+pub use config::{consumer_settings, ConfigError};
+pub use consumer::{GroupMember, PartitionKey};
+pub use rdkafka::error::KafkaError;
+pub use rdkafka::message::{BorrowedMessage, Headers, Message};

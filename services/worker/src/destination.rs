@@ -1,0 +1,228 @@
+//! Getting the ClickHouse side ready for a replica: the managed table or the
+//! existing one's schema, the error table, and the row plan.
+
+use sluice_clickhouse::ddl::{self, ManagedTable};
+use sluice_clickhouse::{ChType, Endpoint, Sink, SinkError};
+use sluice_formats::RowPlan;
+use sluice_model::{PipeSpec, TableEngine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The user must change something (table, mapping, types, credentials).
+    #[error("{0}")]
+    Permanent(String),
+    /// Worth retrying (ClickHouse unreachable, overloaded).
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<SinkError> for PrepareError {
+    fn from(e: SinkError) -> Self {
+        if e.is_permanent() {
+            PrepareError::Permanent(e.to_string())
+        } else {
+            PrepareError::Transient(e.to_string())
+        }
+    }
+}
+
+pub struct Prepared {
+    pub sink: Sink,
+    pub table: String,
+    pub plan: RowPlan,
+    pub insert_statement: String,
+    pub error_insert_statement: String,
+    pub insert_settings: Vec<(&'static str, &'static str)>,
+}
+
+pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, PrepareError> {
+    let sink = Sink::new(&endpoint);
+    let database = spec
+        .destination
+        .database
+        .clone()
+        .unwrap_or_else(|| endpoint.database.clone());
+    let table = spec.destination.table.clone();
+
+    let declared: Vec<(String, ChType)> = spec
+        .destination
+        .columns
+        .iter()
+        .map(|c| {
+            ChType::parse(&c.column_type)
+                .map(|t| (c.name.clone(), t))
+                .map_err(|e| PrepareError::Permanent(format!("column `{}`: {e}", c.name)))
+        })
+        .collect::<Result<_, _>>()?;
+
+    if spec.destination.managed_table {
+        let definition = spec
+            .destination
+            .table_definition
+            .clone()
+            .unwrap_or_else(|| sluice_model::TableDefinition {
+                engine: TableEngine::MergeTree,
+                sorting_key: Vec::new(),
+                partition_by: None,
+                primary_key: None,
+            });
+        let engine = match definition.engine {
+            TableEngine::MergeTree => "MergeTree",
+            TableEngine::ReplacingMergeTree => "ReplacingMergeTree",
+            TableEngine::SummingMergeTree => "SummingMergeTree",
+            TableEngine::Null => "Null",
+        };
+        sink.execute(&ddl::create_table(&ManagedTable {
+            database: &database,
+            table: &table,
+            columns: &declared,
+            engine,
+            sorting_key: &definition.sorting_key,
+            partition_by: definition.partition_by.as_deref(),
+            primary_key: definition.primary_key.as_deref(),
+        }))
+        .await?;
+    }
+
+    let described = sink.describe(&database, &table).await?.ok_or_else(|| {
+        PrepareError::Permanent(format!(
+            "the destination table `{database}`.`{table}` does not exist; create it or set managedTable"
+        ))
+    })?;
+    let mut columns = Vec::new();
+    for column in described {
+        // MATERIALIZED and ALIAS columns are computed by ClickHouse and
+        // cannot be inserted.
+        if matches!(column.default_type.as_str(), "MATERIALIZED" | "ALIAS") {
+            continue;
+        }
+        let ty = ChType::parse(&column.column_type).map_err(|e| {
+            PrepareError::Permanent(format!("column `{}` of the table: {e}", column.name))
+        })?;
+        columns.push((column.name, ty));
+    }
+    check_declared_types(&declared, &columns)?;
+    let mappings: Vec<(String, String)> = spec
+        .field_mappings
+        .iter()
+        .map(|m| (m.source_field.clone(), m.destination_field.clone()))
+        .collect();
+    for (_, destination) in &mappings {
+        if !columns.iter().any(|(name, _)| name == destination) {
+            return Err(PrepareError::Permanent(format!(
+                "field mapping to `{destination}`: the table `{database}`.`{table}` has no such column"
+            )));
+        }
+    }
+
+    let with_ttl = match sink
+        .execute(&ddl::create_error_table(&database, &table, true))
+        .await
+    {
+        Ok(()) => true,
+        // Servers before 19.6 have no TTL: keep the table without it.
+        Err(SinkError::Server { code: 62, .. }) => {
+            sink.execute(&ddl::create_error_table(&database, &table, false))
+                .await?;
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !with_ttl {
+        tracing::warn!("this ClickHouse has no TTL: rows in the error table are not expired");
+    }
+
+    let plan = RowPlan::new(columns, &mappings);
+    let names = plan.column_names();
+    let insert_statement = ddl::insert_statement(&database, &table, &names);
+    let error_names: Vec<&str> = ddl::ERROR_TABLE_COLUMNS.iter().map(|(n, _)| *n).collect();
+    let error_insert_statement =
+        ddl::insert_statement(&database, &ddl::error_table_name(&table), &error_names);
+    let mut insert_settings = Vec::new();
+    if plan.has_json_column() {
+        insert_settings.push(("input_format_binary_read_json_as_string", "1"));
+    }
+    Ok(Prepared {
+        sink,
+        table,
+        plan,
+        insert_statement,
+        error_insert_statement,
+        insert_settings,
+    })
+}
+
+/// A pipe's declared column types must be writable to the table's: equal,
+/// or both numeric, or the table's a String.
+fn check_declared_types(
+    declared: &[(String, ChType)],
+    table: &[(String, ChType)],
+) -> Result<(), PrepareError> {
+    fn numeric(t: &ChType) -> bool {
+        matches!(
+            t.value_type(),
+            ChType::UInt8
+                | ChType::UInt16
+                | ChType::UInt32
+                | ChType::UInt64
+                | ChType::UInt128
+                | ChType::UInt256
+                | ChType::Int8
+                | ChType::Int16
+                | ChType::Int32
+                | ChType::Int64
+                | ChType::Int128
+                | ChType::Int256
+                | ChType::Float32
+                | ChType::Float64
+                | ChType::Decimal { .. }
+        )
+    }
+    fn strip(t: &ChType) -> &ChType {
+        match t {
+            ChType::Nullable(inner) | ChType::LowCardinality(inner) => strip(inner),
+            other => other,
+        }
+    }
+    for (name, declared_type) in declared {
+        let Some((_, table_type)) = table.iter().find(|(n, _)| n == name) else {
+            return Err(PrepareError::Permanent(format!(
+                "column `{name}` is declared by the pipe but the table has no such column"
+            )));
+        };
+        let (a, b) = (strip(declared_type), strip(table_type));
+        let compatible = a == b || (numeric(a) && numeric(b)) || matches!(b, ChType::String);
+        if !compatible {
+            return Err(PrepareError::Permanent(format!(
+                "column `{name}`: the pipe declares {declared_type} but the table has {table_type}, which it cannot be converted to"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_types_must_convert() {
+        let t = |s: &str| ChType::parse(s).unwrap();
+        let table = vec![
+            ("id".to_owned(), t("UInt64")),
+            ("name".to_owned(), t("String")),
+            ("at".to_owned(), t("DateTime")),
+        ];
+        assert!(check_declared_types(&[("id".into(), t("Int32"))], &table).is_ok());
+        assert!(check_declared_types(&[("name".into(), t("UUID"))], &table).is_ok());
+        assert!(check_declared_types(&[("at".into(), t("Nullable(DateTime)"))], &table).is_ok());
+        let error = check_declared_types(&[("at".into(), t("UUID"))], &table)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`at`") && error.contains("UUID") && error.contains("DateTime"),
+            "{error}"
+        );
+        assert!(check_declared_types(&[("missing".into(), t("UInt8"))], &table).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! One replica of a Kafka pipe: consume, decode, batch per partition,
+//! insert, and only then commit.
+//!
+//! Delivery: offsets are committed after ClickHouse acknowledged the rows
+//! (and the error rows) before them. Any failure to insert drops the whole
+//! consumer and its unacknowledged batch without committing; the replica
+//! rejoins after a backoff and re-reads from the committed offsets, so
+//! nothing is lost (rows whose insert succeeded but whose commit did not are
+//! inserted again: at-least-once). A revoked partition's rows are dropped
+//! from the batch, uncommitted, for the next owner to read.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_clickhouse::ddl::{ERROR_RAW_MAX_BYTES, ERROR_TABLE_COLUMNS};
+use sluice_clickhouse::{encode, Endpoint, Value};
+use sluice_formats::{ErrorCode, RecordMeta};
+use sluice_kafka::{GroupMember, Headers, Message, PartitionKey};
+use sluice_model::batching::BatchLimits;
+use sluice_model::{PipeSpec, ReplicaSize, Source};
+use sluice_store::{Lease, ReplicaStatus, Store};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::destination::{prepare, PrepareError, Prepared};
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub status: ReplicaStatus,
+    pub last_error: Option<String>,
+}
+
+pub type SharedReport = Arc<Mutex<Report>>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimits {
+    pub source: Duration,
+    pub destination: Duration,
+}
+
+pub struct Replica {
+    pub store: Store,
+    pub lease: Lease,
+    pub cancel: CancellationToken,
+    pub report: SharedReport,
+    pub limits: FailureLimits,
+}
+
+#[derive(Debug)]
+enum RunError {
+    Permanent(String),
+    Source(String),
+    Destination(String),
+}
+
+impl From<PrepareError> for RunError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Permanent(m) => RunError::Permanent(m),
+            PrepareError::Transient(m) => RunError::Destination(m),
+        }
+    }
+}
+
+struct Labels {
+    pipe_id: String,
+    pipe_name: String,
+}
+
+impl Labels {
+    fn counter(&self, name: &'static str) -> metrics::Counter {
+        metrics::counter!(name, "pipe_id" => self.pipe_id.clone(), "pipe_name" => self.pipe_name.clone(), "source" => "kafka")
+    }
+}
+
+/// Failing since when, per side, reset by success.
+#[derive(Default)]
+struct Failing {
+    source: Option<Instant>,
+    destination: Option<Instant>,
+}
+
+impl Replica {
+    fn set(&self, status: ReplicaStatus, last_error: Option<String>) {
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        report.status = status;
+        report.last_error = last_error;
+    }
+
+    pub async fn run(self) {
+        let mut failing = Failing::default();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let outcome = self.run_once(&mut failing).await;
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            let (message, exceeded) = match outcome {
+                Ok(()) => return,
+                Err(RunError::Permanent(message)) => (message, true),
+                Err(RunError::Source(message)) => {
+                    let since = *failing.source.get_or_insert_with(Instant::now);
+                    let exceeded = since.elapsed() >= self.limits.source;
+                    (format!("source: {message}"), exceeded)
+                }
+                Err(RunError::Destination(message)) => {
+                    let since = *failing.destination.get_or_insert_with(Instant::now);
+                    let exceeded = since.elapsed() >= self.limits.destination;
+                    (format!("destination: {message}"), exceeded)
+                }
+            };
+            if exceeded {
+                tracing::error!(error = %message, "replica failed");
+                self.set(ReplicaStatus::Failed, Some(message));
+                self.cancel.cancelled().await;
+                return;
+            }
+            tracing::warn!(error = %message, retry_in = ?backoff, "replica retrying");
+            self.set(ReplicaStatus::Retrying, Some(message));
+            // Full jitter keeps replicas of many pipes from retrying in step.
+            let sleep = backoff.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    async fn run_once(&self, failing: &mut Failing) -> Result<(), RunError> {
+        let pipe = self
+            .store
+            .pipe(self.lease.pipe_id)
+            .await
+            .map_err(|e| RunError::Destination(format!("reading the pipe: {e}")))?
+            .ok_or_else(|| RunError::Permanent("the pipe no longer exists".into()))?;
+        let mut spec = pipe.spec.clone();
+        pipe.secrets(&self.store)
+            .map_err(|e| RunError::Permanent(e.to_string()))?
+            .fill(spec.secret_slots());
+        let destination = self
+            .store
+            .destination(spec.destination.destination_id)
+            .await
+            .map_err(|e| RunError::Destination(format!("reading the destination: {e}")))?
+            .ok_or_else(|| RunError::Permanent("the pipe's destination no longer exists".into()))?;
+        let mut destination_spec = destination.spec.clone();
+        destination
+            .secrets(&self.store)
+            .map_err(|e| RunError::Permanent(e.to_string()))?
+            .fill(destination_spec.secret_slots());
+        let endpoint = Endpoint {
+            url: destination_spec.url.clone(),
+            user: destination_spec.username.clone(),
+            password: destination_spec
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+            database: destination_spec.database.clone(),
+        };
+        let prepared = prepare(&spec, endpoint).await?;
+        let Source::Kafka(source) = &spec.source else {
+            return Err(RunError::Permanent(
+                "only Kafka pipes run on this worker so far".into(),
+            ));
+        };
+        let group = source
+            .consumer_group
+            .clone()
+            .unwrap_or_else(|| PipeSpec::default_consumer_group(pipe.id));
+        let client_id = format!("sluice-{}-{}", pipe.id, self.lease.replica);
+        let settings =
+            sluice_kafka::consumer_settings(source, &group, &client_id, spec.scaling.replica_size)
+                .map_err(|e| RunError::Permanent(e.to_string()))?;
+        let member = GroupMember::new(&settings)
+            .map_err(|e| RunError::Permanent(format!("Kafka client: {e}")))?;
+        member
+            .start(source)
+            .map_err(|e| RunError::Source(format!("joining the consumer group: {e}")))?;
+        self.set(ReplicaStatus::Running, None);
+        tracing::info!(group = %group, table = %prepared.table, "replica running");
+
+        let labels = Labels {
+            pipe_id: pipe.id.to_string(),
+            pipe_name: spec.name.clone(),
+        };
+        let mut pipeline = Pipeline {
+            pipe_id: pipe.id,
+            prepared,
+            limits: BatchLimits::for_pipe(&spec.settings, spec.scaling.replica_size),
+            size: spec.scaling.replica_size,
+            batch: BTreeMap::new(),
+            rows: 0,
+            bytes: 0,
+            opened: None,
+            labels,
+        };
+        loop {
+            let wait = pipeline.opened.map_or(Duration::from_secs(3600), |opened| {
+                pipeline.limits.remaining_wait(opened.elapsed())
+            });
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    // A graceful stop inserts and commits what it holds.
+                    if let Err(e) = pipeline.flush(&member).await {
+                        tracing::warn!(error = ?e, "final flush failed; the rows will be read again");
+                    }
+                    return Ok(());
+                }
+                message = member.recv() => match message {
+                    Ok(message) => {
+                        failing.source = None;
+                        pipeline.add(&member, &message);
+                    }
+                    Err(e) => {
+                        let since = *failing.source.get_or_insert_with(Instant::now);
+                        tracing::warn!(error = %e, "Kafka consumer error");
+                        self.set(ReplicaStatus::Retrying, Some(format!("source: {e}")));
+                        if since.elapsed() >= self.limits.source {
+                            return Err(RunError::Source(e.to_string()));
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = tokio::time::sleep(wait) => {}
+            }
+            for revoked in member.take_revoked() {
+                pipeline.drop_partition(&revoked);
+            }
+            let age = pipeline.opened.map_or(Duration::ZERO, |o| o.elapsed());
+            if let Some(reason) = pipeline
+                .limits
+                .flush_reason(pipeline.rows, pipeline.bytes, age)
+            {
+                tracing::debug!(
+                    ?reason,
+                    rows = pipeline.rows,
+                    bytes = pipeline.bytes,
+                    "flushing"
+                );
+                pipeline.flush(&member).await?;
+                failing.destination = None;
+                self.set(ReplicaStatus::Running, None);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct PartitionBatch {
+    rows: Vec<u8>,
+    row_count: u64,
+    errors: Vec<u8>,
+    error_count: u64,
+    next_offset: i64,
+    oldest_timestamp_ms: Option<i64>,
+}
+
+struct Pipeline {
+    pipe_id: Uuid,
+    prepared: Prepared,
+    limits: BatchLimits,
+    size: ReplicaSize,
+    batch: BTreeMap<PartitionKey, PartitionBatch>,
+    rows: u64,
+    bytes: u64,
+    opened: Option<Instant>,
+    labels: Labels,
+}
+
+impl Pipeline {
+    fn add(&mut self, member: &GroupMember, message: &sluice_kafka::BorrowedMessage<'_>) {
+        let key = PartitionKey {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+        };
+        if !member.is_assigned(&key) {
+            // Left in the queue from before a revocation: its next owner reads it.
+            return;
+        }
+        let payload = message.payload().unwrap_or_default();
+        self.labels
+            .counter("sluice_fetched_events_total")
+            .increment(1);
+        self.labels
+            .counter("sluice_fetched_bytes_total")
+            .increment(payload.len() as u64);
+        let headers: Vec<(&str, Option<&[u8]>)> = message
+            .headers()
+            .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
+            .unwrap_or_default();
+        let meta = RecordMeta {
+            key: message.key(),
+            timestamp_ms: message.timestamp().to_millis(),
+            partition: message.partition(),
+            offset: message.offset(),
+            topic: message.topic(),
+            headers,
+        };
+        let entry = self.batch.entry(key).or_default();
+        let before = entry.rows.len() + entry.errors.len();
+        let outcome = if payload.len() as u64 > self.size.max_kafka_message_bytes() {
+            Err(sluice_formats::RecordError {
+                code: ErrorCode::MessageTooLarge,
+                message: format!(
+                    "{} bytes exceed the {} byte limit of a {:?} replica",
+                    payload.len(),
+                    self.size.max_kafka_message_bytes(),
+                    self.size
+                ),
+            })
+        } else {
+            self.prepared
+                .plan
+                .encode_message(payload, &meta, &mut entry.rows)
+        };
+        match outcome {
+            Ok(rows) => {
+                entry.row_count += u64::from(rows);
+                self.rows += u64::from(rows);
+            }
+            Err(error) => {
+                self.labels.counter("sluice_errors_total").increment(1);
+                encode_error_row(self.pipe_id, &meta, payload, &error, &mut entry.errors);
+                entry.error_count += 1;
+                // Error rows count toward the batch, so a topic of bad
+                // records still commits its progress.
+                self.rows += 1;
+            }
+        }
+        entry.next_offset = message.offset() + 1;
+        if entry.oldest_timestamp_ms.is_none() {
+            entry.oldest_timestamp_ms = meta.timestamp_ms;
+        }
+        self.bytes += (entry.rows.len() + entry.errors.len() - before) as u64;
+        self.opened.get_or_insert_with(Instant::now);
+    }
+
+    fn drop_partition(&mut self, key: &PartitionKey) {
+        if let Some(dropped) = self.batch.remove(key) {
+            tracing::info!(topic = %key.topic, partition = key.partition, rows = dropped.row_count, "dropped the uncommitted rows of a revoked partition");
+            self.rows -= dropped.row_count + dropped.error_count;
+            self.bytes -= (dropped.rows.len() + dropped.errors.len()) as u64;
+        }
+        if self.batch.is_empty() {
+            self.opened = None;
+        }
+    }
+
+    async fn flush(&mut self, member: &GroupMember) -> Result<(), RunError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<Bytes> = self
+            .batch
+            .values_mut()
+            .map(|b| Bytes::from(std::mem::take(&mut b.rows)))
+            .collect();
+        let errors: Vec<Bytes> = self
+            .batch
+            .values_mut()
+            .map(|b| Bytes::from(std::mem::take(&mut b.errors)))
+            .collect();
+        let row_count: u64 = self.batch.values().map(|b| b.row_count).sum();
+        let error_count: u64 = self.batch.values().map(|b| b.error_count).sum();
+        let sent_bytes: usize = rows.iter().map(Bytes::len).sum();
+        let sink = &self.prepared.sink;
+        let outcome = async {
+            if row_count > 0 {
+                sink.insert_rowbinary(
+                    &self.prepared.insert_statement,
+                    rows,
+                    &self.prepared.insert_settings,
+                )
+                .await?;
+            }
+            if error_count > 0 {
+                sink.insert_rowbinary(&self.prepared.error_insert_statement, errors, &[])
+                    .await?;
+            }
+            Ok::<_, sluice_clickhouse::SinkError>(())
+        }
+        .await;
+        // Whatever happened, this batch is done: on failure it is dropped
+        // uncommitted and read again after the replica restarts.
+        let batch = std::mem::take(&mut self.batch);
+        self.rows = 0;
+        self.bytes = 0;
+        self.opened = None;
+        if let Err(e) = outcome {
+            return Err(if e.is_permanent() {
+                RunError::Permanent(e.to_string())
+            } else {
+                RunError::Destination(e.to_string())
+            });
+        }
+        self.labels
+            .counter("sluice_sent_rows_total")
+            .increment(row_count);
+        self.labels
+            .counter("sluice_sent_bytes_total")
+            .increment(sent_bytes as u64);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for b in batch.values() {
+            if let Some(oldest) = b.oldest_timestamp_ms {
+                metrics::histogram!("sluice_latency_seconds", "pipe_id" => self.labels.pipe_id.clone(), "pipe_name" => self.labels.pipe_name.clone(), "source" => "kafka")
+                    .record((now_ms - oldest).max(0) as f64 / 1000.0);
+            }
+        }
+        let offsets: Vec<(PartitionKey, i64)> = batch
+            .into_iter()
+            .filter(|(key, _)| member.is_assigned(key))
+            .map(|(key, b)| (key, b.next_offset))
+            .collect();
+        member.commit(&offsets).map_err(|e| {
+            RunError::Source(format!("committing offsets after a successful insert: {e}"))
+        })?;
+        tracing::debug!(
+            rows = row_count,
+            errors = error_count,
+            "batch inserted and committed"
+        );
+        Ok(())
+    }
+}
+
+fn encode_error_row(
+    pipe_id: Uuid,
+    meta: &RecordMeta<'_>,
+    payload: &[u8],
+    error: &sluice_formats::RecordError,
+    out: &mut Vec<u8>,
+) {
+    let truncated = payload.len() > ERROR_RAW_MAX_BYTES;
+    let raw = &payload[..payload.len().min(ERROR_RAW_MAX_BYTES)];
+    let values = [
+        Value::string(pipe_id.to_string()),
+        Value::string(meta.topic),
+        Value::int(i128::from(meta.partition)),
+        Value::int(i128::from(meta.offset)),
+        Value::Bytes(meta.key.unwrap_or_default().to_vec()),
+        Value::string(error.code.as_str()),
+        Value::string(error.message.clone()),
+        Value::Bytes(raw.to_vec()),
+        Value::int(i128::from(u8::from(truncated))),
+        Value::int(payload.len() as i128),
+        Value::DateTime(chrono::Utc::now().timestamp()),
+    ];
+    let start = out.len();
+    for ((_, ty), value) in ERROR_TABLE_COLUMNS.iter().zip(values.iter()) {
+        if encode(ty, value, out).is_err() {
+            // Cannot happen with these fixed types; never leave half a row.
+            out.truncate(start);
+            return;
+        }
+    }
+}

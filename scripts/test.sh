@@ -11,6 +11,7 @@ export SLUICE_PG_PORT=${SLUICE_TEST_PG_PORT:-54330}
 export SLUICE_CH_HTTP_PORT=${SLUICE_TEST_CH_HTTP_PORT:-28123}
 export SLUICE_CH_TCP_PORT=${SLUICE_TEST_CH_TCP_PORT:-29000}
 export SLUICE_API_PORT=${SLUICE_TEST_API_PORT:-28080}
+export SLUICE_KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-29092}
 
 cleanup() {
   scripts/stack.sh down || true
@@ -24,12 +25,16 @@ step() { printf '\n== %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all --check
 
-step "services: postgres, clickhouse"
-scripts/stack.sh up postgres clickhouse
+step "services: postgres, clickhouse, kafka (tansu)"
+scripts/stack.sh up postgres clickhouse kafka
 export SLUICE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$SLUICE_PG_PORT/postgres
 export SLUICE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$SLUICE_CH_HTTP_PORT
+export SLUICE_TEST_KAFKA_BROKERS=127.0.0.1:$SLUICE_KAFKA_PORT
+export SLUICE_TEST_LOG_DIR=$SLUICE_STACK_DIR/logs
 
 step "cargo test"
+# The end-to-end tests run the service binaries as processes.
+cargo build --bins
 cargo test --workspace --all-targets
 
 step "README tour against the running services"

@@ -1,9 +1,14 @@
 //! A member of the pipe's consumer group. Offsets are committed only when
-//! the caller says the rows before them are in ClickHouse; revoked
-//! partitions are reported so the caller drops their unacknowledged rows
-//! instead of committing them.
+//! the caller says the rows before them are in ClickHouse.
+//!
+//! Every assignment of a partition gets a new *assignment epoch*. The caller
+//! tags what it buffers with the epoch it read it under, and keeps (and
+//! commits) a buffer only while that epoch is current: rows read before a
+//! revocation are dropped uncommitted, even if the partition came back in
+//! between, because the fetch position restarts at the committed offset on
+//! every assignment.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,8 +31,9 @@ pub struct PartitionKey {
 
 #[derive(Default)]
 pub struct Tracking {
-    assigned: Mutex<HashSet<PartitionKey>>,
-    revoked: Mutex<Vec<PartitionKey>>,
+    /// Assigned partitions and their assignment epoch.
+    assigned: Mutex<std::collections::HashMap<PartitionKey, u64>>,
+    next_epoch: std::sync::atomic::AtomicU64,
 }
 
 fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
@@ -42,16 +48,12 @@ impl ClientContext for Tracking {}
 impl ConsumerContext for Tracking {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
-            let revoked: Vec<PartitionKey> = keys(list).collect();
-            tracing::info!(partitions = revoked.len(), "partitions revoked");
             let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-            for key in &revoked {
-                assigned.remove(key);
+            let mut revoked = 0;
+            for key in keys(list) {
+                revoked += usize::from(assigned.remove(&key).is_some());
             }
-            self.revoked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(revoked);
+            tracing::info!(revoked, remaining = assigned.len(), "partitions revoked");
         }
     }
 
@@ -59,13 +61,16 @@ impl ConsumerContext for Tracking {
         match rebalance {
             Rebalance::Assign(list) => {
                 let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-                let before = assigned.len();
-                assigned.extend(keys(list));
-                tracing::info!(
-                    added = assigned.len() - before,
-                    total = assigned.len(),
-                    "partitions assigned"
-                );
+                let mut added = 0;
+                for key in keys(list) {
+                    let epoch = self
+                        .next_epoch
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                        + 1;
+                    assigned.insert(key, epoch);
+                    added += 1;
+                }
+                tracing::info!(added, total = assigned.len(), "partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
             Rebalance::Revoke(_) => {}
@@ -162,25 +167,42 @@ impl GroupMember {
         self.consumer.recv().await
     }
 
-    /// Partitions revoked since the last call.
-    pub fn take_revoked(&self) -> Vec<PartitionKey> {
-        std::mem::take(
-            &mut *self
-                .consumer
-                .context()
-                .revoked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        )
-    }
-
-    pub fn is_assigned(&self, key: &PartitionKey) -> bool {
+    /// The partition's current assignment epoch; `None` when it is not
+    /// assigned to this member.
+    pub fn assignment_epoch(&self, key: &PartitionKey) -> Option<u64> {
         self.consumer
             .context()
             .assigned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+            .get(key)
+            .copied()
+    }
+
+    /// Moves the partition's fetch position back to `offset`; messages
+    /// already queued for it are discarded by librdkafka.
+    pub fn seek(&self, key: &PartitionKey, offset: i64) -> Result<(), KafkaError> {
+        tokio::task::block_in_place(|| {
+            self.consumer.seek(
+                &key.topic,
+                key.partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            )
+        })
+    }
+
+    /// The group's committed offset for the partition, if any.
+    pub fn committed(&self, key: &PartitionKey) -> Result<Option<i64>, KafkaError> {
+        tokio::task::block_in_place(|| {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&key.topic, key.partition);
+            let committed = self.consumer.committed_offsets(list, METADATA_TIMEOUT)?;
+            Ok(committed.elements().first().and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
+        })
     }
 
     /// Commits `next offset to read` per partition, synchronously. Call only

@@ -6,8 +6,9 @@
 //! consumer and its unacknowledged batch without committing; the replica
 //! rejoins after a backoff and re-reads from the committed offsets, so
 //! nothing is lost (rows whose insert succeeded but whose commit did not are
-//! inserted again: at-least-once). A revoked partition's rows are dropped
-//! from the batch, uncommitted, for the next owner to read.
+//! inserted again: at-least-once). Rows of a partition read under an
+//! assignment that has since been revoked are dropped uncommitted, for the
+//! partition's next owner to read (see `sluice_kafka::consumer`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -189,6 +190,7 @@ impl Replica {
         };
         let mut pipeline = Pipeline {
             pipe_id: pipe.id,
+            positions: std::collections::HashMap::new(),
             prepared,
             limits: BatchLimits::for_pipe(&spec.settings, spec.scaling.replica_size),
             size: spec.scaling.replica_size,
@@ -227,9 +229,6 @@ impl Replica {
                 },
                 _ = tokio::time::sleep(wait) => {}
             }
-            for revoked in member.take_revoked() {
-                pipeline.drop_partition(&revoked);
-            }
             let age = pipeline.opened.map_or(Duration::ZERO, |o| o.elapsed());
             if let Some(reason) = pipeline
                 .limits
@@ -251,6 +250,9 @@ impl Replica {
 
 #[derive(Default)]
 struct PartitionBatch {
+    /// The assignment epoch the rows were read under.
+    epoch: u64,
+    first_offset: i64,
     rows: Vec<u8>,
     row_count: u64,
     errors: Vec<u8>,
@@ -259,8 +261,16 @@ struct PartitionBatch {
     oldest_timestamp_ms: Option<i64>,
 }
 
+/// The next offset expected from a partition under an assignment.
+struct Position {
+    epoch: u64,
+    next: i64,
+    accepted_gap: Option<(i64, i64)>,
+}
+
 struct Pipeline {
     pipe_id: Uuid,
+    positions: std::collections::HashMap<PartitionKey, Position>,
     prepared: Prepared,
     limits: BatchLimits,
     size: ReplicaSize,
@@ -277,8 +287,12 @@ impl Pipeline {
             topic: message.topic().to_owned(),
             partition: message.partition(),
         };
-        if !member.is_assigned(&key) {
+        let Some(epoch) = member.assignment_epoch(&key) else {
             // Left in the queue from before a revocation: its next owner reads it.
+            tracing::debug!(topic = %key.topic, partition = key.partition, offset = message.offset(), "skipped a message of an unassigned partition");
+            return;
+        };
+        if !self.continuous(member, &key, epoch, message.offset()) {
             return;
         }
         let payload = message.payload().unwrap_or_default();
@@ -300,7 +314,16 @@ impl Pipeline {
             topic: message.topic(),
             headers,
         };
-        let entry = self.batch.entry(key).or_default();
+        if self.batch.get(&key).is_some_and(|b| b.epoch != epoch) {
+            // Revoked and assigned again: reading restarted at the committed
+            // offset, so what was buffered before is read again.
+            self.drop_partition(&key);
+        }
+        let entry = self.batch.entry(key).or_insert_with(|| PartitionBatch {
+            epoch,
+            first_offset: message.offset(),
+            ..PartitionBatch::default()
+        });
         let before = entry.rows.len() + entry.errors.len();
         let outcome = if payload.len() as u64 > self.size.max_kafka_message_bytes() {
             Err(sluice_formats::RecordError {
@@ -339,9 +362,75 @@ impl Pipeline {
         self.opened.get_or_insert_with(Instant::now);
     }
 
+    /// Guards against the consumer skipping offsets. librdkafka was seen
+    /// (against tansu, across cooperative rebalances) to resume a partition
+    /// past messages it had fetched but not delivered; committing after
+    /// such a jump would lose them. On a jump the partition is sought back
+    /// to the expected offset once; if the same jump repeats, the gap is
+    /// real (compaction, transaction markers) and is accepted.
+    fn continuous(
+        &mut self,
+        member: &GroupMember,
+        key: &PartitionKey,
+        epoch: u64,
+        offset: i64,
+    ) -> bool {
+        let expected = match self.positions.get(key) {
+            Some(position) if position.epoch == epoch => Some(position.next),
+            // First message under this assignment: it must start where the
+            // group committed.
+            _ => match member.committed(key) {
+                Ok(committed) => committed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the committed offset failed; trusting the consumer");
+                    None
+                }
+            },
+        };
+        let position = self.positions.entry(key.clone()).or_insert(Position {
+            epoch,
+            next: offset,
+            accepted_gap: None,
+        });
+        if position.epoch != epoch {
+            *position = Position {
+                epoch,
+                next: offset,
+                accepted_gap: None,
+            };
+        }
+        if expected.is_some_and(|e| offset < e)
+            && position.epoch == epoch
+            && self.batch.contains_key(key)
+        {
+            // Already buffered under this assignment (a replay after a seek).
+            return false;
+        }
+        if let Some(expected) = expected.filter(|&e| offset > e) {
+            if position.accepted_gap != Some((expected, offset)) {
+                tracing::warn!(topic = %key.topic, partition = key.partition, expected, got = offset, "the consumer skipped offsets; seeking back");
+                position.accepted_gap = Some((expected, offset));
+                position.next = expected;
+                if let Err(e) = member.seek(key, expected) {
+                    tracing::warn!(error = %e, "seeking back failed");
+                }
+                return false;
+            }
+            tracing::info!(topic = %key.topic, partition = key.partition, from = expected, to = offset, "accepting a gap in the partition's offsets");
+        }
+        position.next = offset + 1;
+        true
+    }
+
     fn drop_partition(&mut self, key: &PartitionKey) {
         if let Some(dropped) = self.batch.remove(key) {
-            tracing::info!(topic = %key.topic, partition = key.partition, rows = dropped.row_count, "dropped the uncommitted rows of a revoked partition");
+            tracing::info!(
+                topic = %key.topic,
+                partition = key.partition,
+                from = dropped.first_offset,
+                to = dropped.next_offset - 1,
+                "dropped the uncommitted rows of a revoked assignment"
+            );
             self.rows -= dropped.row_count + dropped.error_count;
             self.bytes -= (dropped.rows.len() + dropped.errors.len()) as u64;
         }
@@ -351,6 +440,15 @@ impl Pipeline {
     }
 
     async fn flush(&mut self, member: &GroupMember) -> Result<(), RunError> {
+        let stale: Vec<PartitionKey> = self
+            .batch
+            .iter()
+            .filter(|(key, b)| member.assignment_epoch(key) != Some(b.epoch))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &stale {
+            self.drop_partition(key);
+        }
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -410,11 +508,20 @@ impl Pipeline {
                     .record((now_ms - oldest).max(0) as f64 / 1000.0);
             }
         }
+        let batch_ranges: Vec<(PartitionKey, i64, i64)> = batch
+            .iter()
+            .map(|(key, b)| (key.clone(), b.first_offset, b.next_offset))
+            .collect();
         let offsets: Vec<(PartitionKey, i64)> = batch
             .into_iter()
-            .filter(|(key, _)| member.is_assigned(key))
+            .filter(|(key, b)| member.assignment_epoch(key) == Some(b.epoch))
             .map(|(key, b)| (key, b.next_offset))
             .collect();
+        let committed: Vec<String> = batch_ranges
+            .iter()
+            .map(|(key, first, next)| format!("{}/{}:{first}..{next}", key.topic, key.partition))
+            .collect();
+        tracing::debug!(?committed, "committing");
         member.commit(&offsets).map_err(|e| {
             RunError::Source(format!("committing offsets after a successful insert: {e}"))
         })?;

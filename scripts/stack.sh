@@ -4,6 +4,7 @@
 #
 #   scripts/stack.sh up   [component...]   install what is missing, start (idempotent)
 #   scripts/stack.sh down                  stop what this stack directory started
+#   scripts/stack.sh stop <component>      stop one component
 #   scripts/stack.sh status
 #
 # Components: postgres clickhouse kafka kinesis services (default: all).
@@ -299,8 +300,19 @@ status() {
   if [ -f "$stack_dir/postgres/postmaster.pid" ]; then echo "postgres: running (pid $(head -1 "$stack_dir/postgres/postmaster.pid"))"; else echo "postgres: stopped"; fi
 }
 
+# stop <component>: stops one component (the fault tests stop ClickHouse).
+stop() {
+  case ${1:-} in
+    postgres) postgres_down ;;
+    clickhouse | kafka | kinesis) stop_one "$1" ;;
+    services) services_down ;;
+    *) die "unknown component ${1:-}" ;;
+  esac
+}
+
 case ${1:-} in
   up) shift; up "$@" ;;
+  stop) shift; stop "$@" ;;
   down) down ;;
   status) status ;;
   *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|services...] | down | status" >&2; exit 2 ;;

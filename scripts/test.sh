@@ -14,6 +14,13 @@ export SLUICE_API_PORT=${SLUICE_TEST_API_PORT:-28080}
 export SLUICE_KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-29092}
 
 cleanup() {
+  local status=$?
+  if [ "$status" != 0 ] && [ -d "$SLUICE_STACK_DIR/logs" ]; then
+    # The stack is removed below: show what the services said first.
+    for log in "$SLUICE_STACK_DIR"/logs/e2e-*.log; do
+      [ -f "$log" ] && { echo "--- tail of $log"; tail -n 40 "$log"; }
+    done
+  fi
   scripts/stack.sh down || true
   rm -rf "$SLUICE_STACK_DIR"
 }
@@ -24,6 +31,15 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all --check
+
+step "chdb (the ClickHouse engine as the oracle for modern types)"
+if ! python3 -c "import chdb" 2>/dev/null; then
+  pip_cache=${SLUICE_CACHE_DIR:-$HOME/.cache/sluice}/pip
+  mkdir -p "$pip_cache"
+  # Wheels are kept in the cache so later runs install offline.
+  pip download --quiet --dest "$pip_cache" --find-links "$pip_cache" chdb
+  pip install --quiet --no-index --find-links "$pip_cache" chdb
+fi
 
 step "services: postgres, clickhouse, kafka (tansu)"
 scripts/stack.sh up postgres clickhouse kafka

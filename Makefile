@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SLUICE_CACHE_DIR ?= $(HOME)/.cache/sluice
 export CARGO_TARGET_DIR ?= $(SLUICE_CACHE_DIR)/target
 
-.PHONY: help dev stop status test openapi sqlx-prepare fmt
+.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka
 
 help:
 	@echo "make dev           install what is missing, start the local stack, print where to go"
@@ -16,6 +16,7 @@ help:
 	@echo "make test          the whole test suite against real services, rustfmt and clippy"
 	@echo "make openapi       regenerate openapi/openapi.json from the code"
 	@echo "make sqlx-prepare  regenerate the sqlx offline query metadata"
+	@echo "make bench-kafka   the Kafka benchmark (docs/benchmarks.md)"
 
 dev:
 	@scripts/dev.sh
@@ -37,3 +38,10 @@ sqlx-prepare:
 
 fmt:
 	cargo fmt --all
+
+# The Kafka benchmark (not a test): see bench/kafka.py and docs/benchmarks.md.
+bench-kafka:
+	scripts/stack.sh up postgres clickhouse kafka
+	cargo build --release --bins
+	python3 -c "import confluent_kafka" 2>/dev/null || pip install --quiet confluent-kafka
+	python3 bench/kafka.py

@@ -110,7 +110,8 @@ def result(contender, seconds, total_bytes, client_cpu, server_cpu, rss):
 
 
 def preload(topic):
-    AdminClient({"bootstrap.servers": KAFKA}).create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": KAFKA})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": KAFKA, "linger.ms": 50, "batch.num.messages": 1000,
                          "queue.buffering.max.kbytes": 1048576, "compression.type": "none"})
     total = 0

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use clickhouse::Client;
 use serde::Deserialize;
 
+const SEND_PIECE_BYTES: usize = 1 << 20;
+
 #[derive(Clone)]
 pub struct Endpoint {
     pub url: String,
@@ -175,9 +177,17 @@ impl Sink {
         for (name, value) in settings {
             insert = insert.with_setting(*name, *value);
         }
+        // Sent in 1 MiB pieces: each is compressed on its own, so the
+        // compressed copy in flight stays small next to the batch.
         for chunk in chunks {
-            if !chunk.is_empty() {
-                insert.send(chunk).await.map_err(SinkError::from_client)?;
+            let mut start = 0;
+            while start < chunk.len() {
+                let end = (start + SEND_PIECE_BYTES).min(chunk.len());
+                insert
+                    .send(chunk.slice(start..end))
+                    .await
+                    .map_err(SinkError::from_client)?;
+                start = end;
             }
         }
         insert.end().await.map_err(SinkError::from_client)

@@ -217,25 +217,4 @@ impl GroupMember {
         }
         tokio::task::block_in_place(|| self.consumer.commit(&list, CommitMode::Sync))
     }
-
-    /// (committed offset, high watermark) of an assigned partition, for lag.
-    pub fn watermarks(&self, key: &PartitionKey) -> Result<(i64, i64), KafkaError> {
-        tokio::task::block_in_place(|| {
-            let (_, high) =
-                self.consumer
-                    .fetch_watermarks(&key.topic, key.partition, METADATA_TIMEOUT)?;
-            let mut list = TopicPartitionList::new();
-            list.add_partition(&key.topic, key.partition);
-            let committed = self.consumer.committed_offsets(list, METADATA_TIMEOUT)?;
-            let offset = committed
-                .elements()
-                .first()
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            Ok((offset, high))
-        })
-    }
 }

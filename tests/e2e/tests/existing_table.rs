@@ -62,7 +62,12 @@ async fn an_existing_table_with_mappings_and_virtual_columns() {
         .await
         .unwrap();
     assert_eq!(offsets.trim(), "1000");
-    assert_eq!(services.status(&pipe).await["state"], "Running");
+    eventually(
+        "the pipe to be Running",
+        Duration::from_secs(30),
+        || async { services.status(&pipe).await["state"] == "Running" },
+    )
+    .await;
 
     // A pipe declaring a type the table cannot take fails with a clear error.
     let bad = services

@@ -65,14 +65,33 @@ impl From<PrepareError> for RunError {
     }
 }
 
-struct Labels {
-    pipe_id: String,
-    pipe_name: String,
+/// The replica's metric handles, registered once: looking a labelled
+/// metric up per message would cost two allocations and a registry lookup
+/// on the hot path.
+struct Metrics {
+    fetched_events: metrics::Counter,
+    fetched_bytes: metrics::Counter,
+    sent_rows: metrics::Counter,
+    sent_bytes: metrics::Counter,
+    errors: metrics::Counter,
+    latency: metrics::Histogram,
 }
 
-impl Labels {
-    fn counter(&self, name: &'static str) -> metrics::Counter {
-        metrics::counter!(name, "pipe_id" => self.pipe_id.clone(), "pipe_name" => self.pipe_name.clone(), "source" => "kafka")
+impl Metrics {
+    fn new(pipe_id: &str, pipe_name: &str) -> Self {
+        let labels = [
+            ("pipe_id", pipe_id.to_owned()),
+            ("pipe_name", pipe_name.to_owned()),
+            ("source", "kafka".to_owned()),
+        ];
+        Metrics {
+            fetched_events: metrics::counter!("sluice_fetched_events_total", &labels),
+            fetched_bytes: metrics::counter!("sluice_fetched_bytes_total", &labels),
+            sent_rows: metrics::counter!("sluice_sent_rows_total", &labels),
+            sent_bytes: metrics::counter!("sluice_sent_bytes_total", &labels),
+            errors: metrics::counter!("sluice_errors_total", &labels),
+            latency: metrics::histogram!("sluice_latency_seconds", &labels),
+        }
     }
 }
 
@@ -184,10 +203,7 @@ impl Replica {
         self.set(ReplicaStatus::Running, None);
         tracing::info!(group = %group, table = %prepared.table, "replica running");
 
-        let labels = Labels {
-            pipe_id: pipe.id.to_string(),
-            pipe_name: spec.name.clone(),
-        };
+        let metrics = Metrics::new(&pipe.id.to_string(), &spec.name);
         let mut pipeline = Pipeline {
             pipe_id: pipe.id,
             positions: std::collections::HashMap::new(),
@@ -198,7 +214,7 @@ impl Replica {
             rows: 0,
             bytes: 0,
             opened: None,
-            labels,
+            metrics,
         };
         loop {
             let wait = pipeline.opened.map_or(Duration::from_secs(3600), |opened| {
@@ -278,7 +294,7 @@ struct Pipeline {
     rows: u64,
     bytes: u64,
     opened: Option<Instant>,
-    labels: Labels,
+    metrics: Metrics,
 }
 
 impl Pipeline {
@@ -296,12 +312,8 @@ impl Pipeline {
             return;
         }
         let payload = message.payload().unwrap_or_default();
-        self.labels
-            .counter("sluice_fetched_events_total")
-            .increment(1);
-        self.labels
-            .counter("sluice_fetched_bytes_total")
-            .increment(payload.len() as u64);
+        self.metrics.fetched_events.increment(1);
+        self.metrics.fetched_bytes.increment(payload.len() as u64);
         let headers: Vec<(&str, Option<&[u8]>)> = message
             .headers()
             .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
@@ -346,7 +358,7 @@ impl Pipeline {
                 self.rows += u64::from(rows);
             }
             Err(error) => {
-                self.labels.counter("sluice_errors_total").increment(1);
+                self.metrics.errors.increment(1);
                 encode_error_row(self.pipe_id, &meta, payload, &error, &mut entry.errors);
                 entry.error_count += 1;
                 // Error rows count toward the batch, so a topic of bad
@@ -495,16 +507,13 @@ impl Pipeline {
                 RunError::Destination(e.to_string())
             });
         }
-        self.labels
-            .counter("sluice_sent_rows_total")
-            .increment(row_count);
-        self.labels
-            .counter("sluice_sent_bytes_total")
-            .increment(sent_bytes as u64);
+        self.metrics.sent_rows.increment(row_count);
+        self.metrics.sent_bytes.increment(sent_bytes as u64);
         let now_ms = chrono::Utc::now().timestamp_millis();
         for b in batch.values() {
             if let Some(oldest) = b.oldest_timestamp_ms {
-                metrics::histogram!("sluice_latency_seconds", "pipe_id" => self.labels.pipe_id.clone(), "pipe_name" => self.labels.pipe_name.clone(), "source" => "kafka")
+                self.metrics
+                    .latency
                     .record((now_ms - oldest).max(0) as f64 / 1000.0);
             }
         }

@@ -1,8 +1,9 @@
 """The chdb engine (ClickHouse 26.9 in-process) as the oracle for RowBinary
 encodings of types the test server (18.16) lacks.
 
-Reads cases [{"type", "hex", "expected", optional "expr"}] from the JSON
-file given as the first argument, decodes each with `format(RowBinary, ...)`
+Reads cases [{"type", "hex", "expected", optional "expr", "structure",
+"format"}] from the JSON file given as the first argument, decodes each with
+`format(<format, default RowBinary>, <structure, default "c <type>">, ...)`
 and compares `expr` (default `toString(c)`) with the expected text. Exits 1 listing every mismatch."""
 
 import json
@@ -21,9 +22,10 @@ def main() -> int:
     conn = chdb.connect(":memory:")
     failures = []
     for case in cases:
-        structure = "c " + case["type"].replace("'", "\\'")
+        structure = case.get("structure", "c " + case["type"]).replace("'", "\\'")
         sql = (
-            f"SELECT {case.get('expr', 'toString(c)')} FROM format(RowBinary, '{structure}', unhex('{case['hex']}'))"
+            f"SELECT {case.get('expr', 'toString(c)')} "
+            f"FROM format({case.get('format', 'RowBinary')}, '{structure}', unhex('{case['hex']}'))"
             + SETTINGS
         )
         try:

@@ -85,9 +85,13 @@ pub const ERROR_TABLE_COLUMNS: [(&str, ChType); 11] = [
 ];
 
 pub fn insert_statement(database: &str, table: &str, columns: &[&str]) -> String {
+    insert_statement_as(database, table, columns, "RowBinary")
+}
+
+pub fn insert_statement_as(database: &str, table: &str, columns: &[&str], format: &str) -> String {
     let columns: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     format!(
-        "INSERT INTO {} ({}) FORMAT RowBinary",
+        "INSERT INTO {} ({}) FORMAT {format}",
         qualified(database, table),
         columns.join(", ")
     )

@@ -145,6 +145,20 @@ impl Sink {
         Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
     }
 
+    /// Whether the server knows an input format (`system.formats` exists
+    /// from 19.x on; older servers answer no).
+    pub async fn has_input_format(&self, name: &str) -> Result<bool, SinkError> {
+        let sql = format!(
+            "SELECT count() FROM system.formats WHERE name = '{}' AND is_input",
+            name.replace(['\\', '\''], "")
+        );
+        match self.fetch_text(&sql, "TabSeparated").await {
+            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).trim() == "1"),
+            Err(SinkError::Server { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The table's columns, or `None` when it does not exist.
     pub async fn describe(
         &self,

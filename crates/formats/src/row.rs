@@ -51,6 +51,7 @@ struct PlannedColumn {
     name: String,
     ty: ChType,
     source: ColumnSource,
+    has_default: bool,
 }
 
 /// Where a record came from, for virtual columns and the error table.
@@ -92,6 +93,8 @@ pub struct RecordError {
 pub struct RowPlan {
     columns: Vec<PlannedColumn>,
     uses_virtual: bool,
+    /// Encode as RowBinaryWithDefaults (a marker byte before each value).
+    with_defaults: bool,
 }
 
 impl RowPlan {
@@ -113,7 +116,12 @@ impl RowPlan {
                         path: source_name,
                     },
                 };
-                PlannedColumn { name, ty, source }
+                PlannedColumn {
+                    name,
+                    ty,
+                    source,
+                    has_default: false,
+                }
             })
             .collect();
         let uses_virtual = columns
@@ -122,6 +130,27 @@ impl RowPlan {
         RowPlan {
             columns,
             uses_virtual,
+            with_defaults: false,
+        }
+    }
+
+    /// Switches to RowBinaryWithDefaults: a field missing from a message
+    /// makes ClickHouse evaluate the column's DEFAULT expression (columns
+    /// named in `defaulted`) instead of taking the type's zero value. Only
+    /// for servers that have the format (`RowPlan::format_name`).
+    pub fn with_defaults(mut self, defaulted: &[String]) -> Self {
+        self.with_defaults = true;
+        for column in &mut self.columns {
+            column.has_default = defaulted.contains(&column.name);
+        }
+        self
+    }
+
+    pub fn format_name(&self) -> &'static str {
+        if self.with_defaults {
+            "RowBinaryWithDefaults"
+        } else {
+            "RowBinary"
         }
     }
 
@@ -191,6 +220,12 @@ impl RowPlan {
                     ColumnSource::Field { path, segments } => match lookup(&object, path, segments)
                     {
                         Some(json) => convert(&column.ty, json),
+                        // RowBinaryWithDefaults: 1 = let ClickHouse apply
+                        // the column's DEFAULT expression.
+                        None if self.with_defaults && column.has_default => {
+                            out.push(1);
+                            continue;
+                        }
                         None => Ok(zero_value(&column.ty)),
                     },
                     ColumnSource::Virtual(v) => {
@@ -205,6 +240,9 @@ impl RowPlan {
                     code: ErrorCode::TypeConversionError,
                     message: format!("column `{}`: {e}", column.name),
                 })?;
+                if self.with_defaults {
+                    out.push(0);
+                }
                 encode(&column.ty, &value, out).map_err(|e| RecordError {
                     code: ErrorCode::TypeConversionError,
                     message: format!("column `{}`: {e}", column.name),
@@ -397,6 +435,18 @@ mod tests {
             .encode_message(b"{\"n\": 300}", &RecordMeta::default(), &mut out)
             .unwrap_err();
         assert!(error.message.contains("column `n`"), "{}", error.message);
+    }
+
+    #[test]
+    fn row_binary_with_defaults_marks_missing_fields() {
+        let plan = plan(&[("a", "UInt8"), ("b", "UInt8"), ("c", "UInt8")], &[])
+            .with_defaults(&["b".to_owned()]);
+        assert_eq!(plan.format_name(), "RowBinaryWithDefaults");
+        let mut out = Vec::new();
+        plan.encode_message(br#"{"a": 1}"#, &RecordMeta::default(), &mut out)
+            .unwrap();
+        // a given; b missing with a DEFAULT: marker 1; c missing without: zero.
+        assert_eq!(out, [0, 1, 1, 0, 0]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use sluice_clickhouse::{encode, ChType};
-use sluice_formats::convert;
+use sluice_formats::{convert, RecordMeta, RowPlan};
 
 fn case(ty: &str, input: serde_json::Value, expected: &str) -> serde_json::Value {
     let ty_parsed = ChType::parse(ty).unwrap();
@@ -136,6 +136,34 @@ fn modern_types_decode_in_clickhouse_as_sent() {
             "{\"a\":1,\"b\":{\"c\":\"x\"}}",
         ),
     ];
+    // RowBinaryWithDefaults: a field missing from the message takes the
+    // column's DEFAULT expression, evaluated by ClickHouse.
+    let mut cases = cases;
+    let plan = RowPlan::new(
+        vec![
+            ("a".to_owned(), ChType::UInt8),
+            ("b".to_owned(), ChType::parse("UInt16").unwrap()),
+            ("c".to_owned(), ChType::String),
+        ],
+        &[],
+    )
+    .with_defaults(&["b".to_owned(), "c".to_owned()]);
+    let mut rows = Vec::new();
+    plan.encode_message(
+        br#"{"a": 7, "c": "given"} {"a": 8}"#,
+        &RecordMeta::default(),
+        &mut rows,
+    )
+    .unwrap();
+    cases.push(json!({
+        "type": "RowBinaryWithDefaults",
+        "input": "{a:7, c:given} {a:8}",
+        "hex": rows.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "format": "RowBinaryWithDefaults",
+        "structure": "a UInt8, b UInt16 DEFAULT a * 100, c String DEFAULT 'fallback'",
+        "expr": "arrayStringConcat(groupArray(concat(toString(a), '/', toString(b), '/', c)), ' ')",
+        "expected": "7/700/given 8/800/fallback",
+    }));
     let dir = std::env::temp_dir().join(format!("chdb-oracle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("cases.json");

@@ -90,7 +90,11 @@ pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, Pr
         ))
     })?;
     let mut columns = Vec::new();
+    let mut defaulted = Vec::new();
     for column in described {
+        if column.default_type == "DEFAULT" {
+            defaulted.push(column.name.clone());
+        }
         // MATERIALIZED and ALIAS columns are computed by ClickHouse and
         // cannot be inserted.
         if matches!(column.default_type.as_str(), "MATERIALIZED" | "ALIAS") {
@@ -132,9 +136,14 @@ pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, Pr
         tracing::warn!("this ClickHouse has no TTL: rows in the error table are not expired");
     }
 
-    let plan = RowPlan::new(columns, &mappings);
+    let mut plan = RowPlan::new(columns, &mappings);
+    // DEFAULT expressions apply to missing fields where the server has
+    // RowBinaryWithDefaults (23.x and later); older servers get zero values.
+    if !defaulted.is_empty() && sink.has_input_format("RowBinaryWithDefaults").await? {
+        plan = plan.with_defaults(&defaulted);
+    }
     let names = plan.column_names();
-    let insert_statement = ddl::insert_statement(&database, &table, &names);
+    let insert_statement = ddl::insert_statement_as(&database, &table, &names, plan.format_name());
     let error_names: Vec<&str> = ddl::ERROR_TABLE_COLUMNS.iter().map(|(n, _)| *n).collect();
     let error_insert_statement =
         ddl::insert_statement(&database, &ddl::error_table_name(&table), &error_names);

@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SLUICE_CACHE_DIR ?= $(HOME)/.cache/sluice
 export CARGO_TARGET_DIR ?= $(SLUICE_CACHE_DIR)/target
 
-.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka
+.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka bench-json
 
 help:
 	@echo "make dev           install what is missing, start the local stack, print where to go"
@@ -45,3 +45,7 @@ bench-kafka:
 	cargo build --release --bins
 	python3 -c "import confluent_kafka" 2>/dev/null || pip install --quiet confluent-kafka
 	python3 bench/kafka.py
+
+# Which JSON parser: serde_json vs simd-json vs sonic-rs on the benchmark's messages.
+bench-json:
+	cargo run --release --quiet -p sluice-bench-json

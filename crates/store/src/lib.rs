@@ -6,6 +6,7 @@ mod crypto;
 mod destinations;
 mod keys;
 mod leases;
+mod metrics;
 mod pipes;
 mod workers;
 
@@ -18,6 +19,7 @@ pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
 pub use leases::{Lease, ReplicaStatus, ReplicaSummary};
+pub use metrics::PipeCounters;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use workers::Leadership;
 

@@ -91,6 +91,23 @@ impl From<PipeRecord> for PipeStatus {
     }
 }
 
+/// What the pipe's replicas have done since it was created, as reported by
+/// the workers (every few seconds).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeMetrics {
+    pub fetched_events: i64,
+    pub fetched_bytes: i64,
+    /// Rows acknowledged by ClickHouse.
+    pub sent_rows: i64,
+    /// RowBinary bytes sent, before compression.
+    pub sent_bytes: i64,
+    /// Records that went to the error table.
+    pub errors: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipeEvent {

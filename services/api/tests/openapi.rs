@@ -34,6 +34,7 @@ fn every_endpoint_is_documented_with_errors() {
         ("/v1/pipes/{id}/settings", &["get", "put"]),
         ("/v1/pipes/{id}/status", &["get"]),
         ("/v1/pipes/{id}/events", &["get"]),
+        ("/v1/pipes/{id}/metrics", &["get"]),
         ("/v1/keys", &["get", "post"]),
         ("/v1/keys/{id}", &["delete"]),
         ("/healthz", &["get"]),

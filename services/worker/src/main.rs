@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::replica::{FailureLimits, Replica, Report, SharedReport};
+use crate::replica::{Counters, FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -30,6 +30,7 @@ struct Running {
     millicpu: u32,
     cancel: CancellationToken,
     report: SharedReport,
+    counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
 
@@ -102,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for (_, replica) in running.drain() {
         let _ = replica.task.await;
+        record_counters(&store, replica.lease.pipe_id, &replica.counters).await;
         let _ = store.release_lease(&replica.lease, worker_id).await;
     }
     store
@@ -109,6 +111,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("deregistering")?;
     Ok(())
+}
+
+/// Adds what the replica did since the last call to the pipe's totals.
+/// A failed write loses those deltas: they are metrics, not data.
+async fn record_counters(store: &Store, pipe_id: Uuid, counters: &Counters) {
+    let delta = counters.take();
+    if !delta.is_zero() {
+        if let Err(e) = store.add_pipe_counters(pipe_id, delta).await {
+            tracing::warn!(error = %e, "recording pipe metrics failed");
+        }
+    }
 }
 
 async fn supervise(
@@ -129,6 +142,7 @@ async fn supervise(
             ) && p.generation == replica.lease.generation
                 && (replica.lease.replica as u32) < p.spec.scaling.replicas
         });
+        record_counters(store, replica.lease.pipe_id, &replica.counters).await;
         let report = replica
             .report
             .lock()
@@ -154,6 +168,7 @@ async fn supervise(
     for key in finished {
         if let Some(replica) = running.remove(&key) {
             let _ = replica.task.await;
+            record_counters(store, replica.lease.pipe_id, &replica.counters).await;
             store.release_lease(&replica.lease, worker_id).await?;
             tracing::info!(pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica, "replica stopped");
         }
@@ -177,12 +192,14 @@ async fn supervise(
             status: ReplicaStatus::Starting,
             last_error: None,
         }));
+        let counters = Arc::new(Counters::default());
         let replica = Replica {
             store: store.clone(),
             lease: lease.clone(),
             cancel: cancel.clone(),
             report: report.clone(),
             limits,
+            counters: counters.clone(),
         };
         let span = tracing::info_span!("replica", pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch);
         let task = tokio::spawn(tracing::Instrument::instrument(replica.run(), span));
@@ -194,6 +211,7 @@ async fn supervise(
                 millicpu,
                 cancel,
                 report,
+                counters,
                 task,
             },
         );

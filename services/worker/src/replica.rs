@@ -11,6 +11,7 @@
 //! partition's next owner to read (see `sluice_kafka::consumer`).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use sluice_formats::{ErrorCode, RecordMeta};
 use sluice_kafka::{GroupMember, Headers, Message, PartitionKey};
 use sluice_model::batching::BatchLimits;
 use sluice_model::{PipeSpec, ReplicaSize, Source};
-use sluice_store::{Lease, ReplicaStatus, Store};
+use sluice_store::{Lease, PipeCounters, ReplicaStatus, Store};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -47,6 +48,30 @@ pub struct Replica {
     pub cancel: CancellationToken,
     pub report: SharedReport,
     pub limits: FailureLimits,
+    pub counters: Arc<Counters>,
+}
+
+/// What a replica did since the supervisor last collected it; added to the
+/// pipe's totals in Postgres (`GET /v1/pipes/{id}/metrics`).
+#[derive(Default)]
+pub struct Counters {
+    fetched_events: AtomicI64,
+    fetched_bytes: AtomicI64,
+    sent_rows: AtomicI64,
+    sent_bytes: AtomicI64,
+    errors: AtomicI64,
+}
+
+impl Counters {
+    pub fn take(&self) -> PipeCounters {
+        PipeCounters {
+            fetched_events: self.fetched_events.swap(0, Ordering::Relaxed),
+            fetched_bytes: self.fetched_bytes.swap(0, Ordering::Relaxed),
+            sent_rows: self.sent_rows.swap(0, Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.swap(0, Ordering::Relaxed),
+            errors: self.errors.swap(0, Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -215,6 +240,7 @@ impl Replica {
             bytes: 0,
             opened: None,
             metrics,
+            counters: self.counters.clone(),
         };
         loop {
             let wait = pipeline.opened.map_or(Duration::from_secs(3600), |opened| {
@@ -295,6 +321,7 @@ struct Pipeline {
     bytes: u64,
     opened: Option<Instant>,
     metrics: Metrics,
+    counters: Arc<Counters>,
 }
 
 impl Pipeline {
@@ -314,6 +341,10 @@ impl Pipeline {
         let payload = message.payload().unwrap_or_default();
         self.metrics.fetched_events.increment(1);
         self.metrics.fetched_bytes.increment(payload.len() as u64);
+        self.counters.fetched_events.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .fetched_bytes
+            .fetch_add(payload.len() as i64, Ordering::Relaxed);
         let headers: Vec<(&str, Option<&[u8]>)> = message
             .headers()
             .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
@@ -359,6 +390,7 @@ impl Pipeline {
             }
             Err(error) => {
                 self.metrics.errors.increment(1);
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 encode_error_row(self.pipe_id, &meta, payload, &error, &mut entry.errors);
                 entry.error_count += 1;
                 // Error rows count toward the batch, so a topic of bad
@@ -509,6 +541,12 @@ impl Pipeline {
         }
         self.metrics.sent_rows.increment(row_count);
         self.metrics.sent_bytes.increment(sent_bytes as u64);
+        self.counters
+            .sent_rows
+            .fetch_add(row_count as i64, Ordering::Relaxed);
+        self.counters
+            .sent_bytes
+            .fetch_add(sent_bytes as i64, Ordering::Relaxed);
         let now_ms = chrono::Utc::now().timestamp_millis();
         for b in batch.values() {
             if let Some(oldest) = b.oldest_timestamp_ms {

@@ -22,7 +22,9 @@ use crate::auth::{Developer, Viewer};
 use crate::extract::{etag, parse_json, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
 use crate::merge::merge;
 use crate::problem::{ApiResult, Problem};
-use crate::views::{Paginated, Pipe, PipeEvent, PipeStatus, StateChange, StateCommand};
+use crate::views::{
+    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, StateChange, StateCommand,
+};
 use crate::AppState;
 
 const WRITE_RETRIES: usize = 5;
@@ -36,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(get_status))
         .routes(routes!(list_events))
+        .routes(routes!(get_metrics))
 }
 
 async fn load(state: &AppState, id: Uuid) -> ApiResult<PipeRecord> {
@@ -271,6 +274,26 @@ async fn list_events(
         .pipe_events(id, page.limit()?, page.cursor::<i64>()?)
         .await?;
     Ok(Json(Paginated::from_page(events)))
+}
+
+/// Counters of the pipe's data plane: fetched, sent, errors.
+#[utoipa::path(get, path = "/v1/pipes/{id}/metrics", tag = "pipes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = PipeMetrics), ReadErrors))]
+async fn get_metrics(
+    _: Viewer,
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<PipeMetrics>> {
+    load(&state, id).await?;
+    let (c, updated_at) = state.store.pipe_counters(id).await?;
+    Ok(Json(PipeMetrics {
+        fetched_events: c.fetched_events,
+        fetched_bytes: c.fetched_bytes,
+        sent_rows: c.sent_rows,
+        sent_bytes: c.sent_bytes,
+        errors: c.errors,
+        updated_at,
+    }))
 }
 
 fn prefix_pointers(mut problem: Problem, prefix: &str) -> Problem {

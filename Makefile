@@ -17,6 +17,7 @@ help:
 	@echo "make openapi       regenerate openapi/openapi.json from the code"
 	@echo "make sqlx-prepare  regenerate the sqlx offline query metadata"
 	@echo "make bench-kafka   the Kafka benchmark (docs/benchmarks.md)"
+	@echo "make bench-json    JSON parsers compared (docs/benchmarks.md)"
 
 dev:
 	@scripts/dev.sh

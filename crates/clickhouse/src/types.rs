@@ -80,6 +80,32 @@ impl ChType {
         }
     }
 
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            ChType::UInt8
+                | ChType::UInt16
+                | ChType::UInt32
+                | ChType::UInt64
+                | ChType::UInt128
+                | ChType::UInt256
+                | ChType::Int8
+                | ChType::Int16
+                | ChType::Int32
+                | ChType::Int64
+                | ChType::Int128
+                | ChType::Int256
+        )
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        self.is_integer()
+            || matches!(
+                self,
+                ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }
+            )
+    }
+
     /// Types the 18.16 server (the one in the test stack) lacks; their
     /// encodings are checked against the chdb engine instead.
     pub fn needs_modern_server(&self) -> bool {

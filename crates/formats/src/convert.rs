@@ -245,21 +245,7 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
                     t,
                     ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }
                 ),
-                (Json::Number(_), t) => matches!(
-                    t,
-                    ChType::UInt8
-                        | ChType::UInt16
-                        | ChType::UInt32
-                        | ChType::UInt64
-                        | ChType::UInt128
-                        | ChType::UInt256
-                        | ChType::Int8
-                        | ChType::Int16
-                        | ChType::Int32
-                        | ChType::Int64
-                        | ChType::Int128
-                        | ChType::Int256
-                ),
+                (Json::Number(_), t) => t.is_integer(),
                 (Json::Bool(_), ChType::Bool) => true,
                 (Json::Array(_), ChType::Array(_) | ChType::Tuple(_)) => true,
                 (Json::Object(_), ChType::Map(..) | ChType::Json | ChType::Tuple(_)) => true,

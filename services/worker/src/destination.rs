@@ -167,26 +167,6 @@ fn check_declared_types(
     declared: &[(String, ChType)],
     table: &[(String, ChType)],
 ) -> Result<(), PrepareError> {
-    fn numeric(t: &ChType) -> bool {
-        matches!(
-            t.value_type(),
-            ChType::UInt8
-                | ChType::UInt16
-                | ChType::UInt32
-                | ChType::UInt64
-                | ChType::UInt128
-                | ChType::UInt256
-                | ChType::Int8
-                | ChType::Int16
-                | ChType::Int32
-                | ChType::Int64
-                | ChType::Int128
-                | ChType::Int256
-                | ChType::Float32
-                | ChType::Float64
-                | ChType::Decimal { .. }
-        )
-    }
     fn strip(t: &ChType) -> &ChType {
         match t {
             ChType::Nullable(inner) | ChType::LowCardinality(inner) => strip(inner),
@@ -200,7 +180,8 @@ fn check_declared_types(
             )));
         };
         let (a, b) = (strip(declared_type), strip(table_type));
-        let compatible = a == b || (numeric(a) && numeric(b)) || matches!(b, ChType::String);
+        let compatible =
+            a == b || (a.is_numeric() && b.is_numeric()) || matches!(b, ChType::String);
         if !compatible {
             return Err(PrepareError::Permanent(format!(
                 "column `{name}`: the pipe declares {declared_type} but the table has {table_type}, which it cannot be converted to"

@@ -38,6 +38,30 @@ fn wave(topic: &str, wave: usize, pause: Duration) {
     }
 }
 
+/// A pipe from `topic` into a managed table `events`, started.
+async fn start_pipe(
+    services: &Services,
+    clickhouse: &ClickHouse,
+    topic: &str,
+    name: &str,
+) -> String {
+    let destination = services.create_destination(clickhouse).await;
+    services
+        .create_and_start(json!({
+            "name": name,
+            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
+            "destination": {
+                "destinationId": destination,
+                "table": "events",
+                "managedTable": true,
+                "tableDefinition": {"sortingKey": ["id"]},
+                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
+            },
+            "settings": {"streaming_max_insert_wait_ms": 500}
+        }))
+        .await
+}
+
 /// (rows, distinct ids)
 async fn landed(clickhouse: &ClickHouse) -> (u64, u64) {
     let text = clickhouse
@@ -54,21 +78,7 @@ async fn a_clickhouse_outage_loses_nothing() {
     let services = Services::start().await;
     let topic = format!("faults-{}", uuid::Uuid::new_v4().simple());
     create_topic(&topic, 4).await;
-    let destination = services.create_destination(&clickhouse).await;
-    let pipe = services
-        .create_and_start(json!({
-            "name": "faults",
-            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
-            "destination": {
-                "destinationId": destination,
-                "table": "events",
-                "managedTable": true,
-                "tableDefinition": {"sortingKey": ["id"]},
-                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
-            },
-            "settings": {"streaming_max_insert_wait_ms": 500}
-        }))
-        .await;
+    let pipe = start_pipe(&services, &clickhouse, &topic, "faults").await;
 
     // Wave 0 lands normally.
     wave(&topic, 0, Duration::ZERO);
@@ -122,21 +132,7 @@ async fn a_worker_kill_loses_nothing() {
     let mut services = Services::start().await;
     let topic = format!("kill-{}", uuid::Uuid::new_v4().simple());
     create_topic(&topic, 4).await;
-    let destination = services.create_destination(&clickhouse).await;
-    let pipe = services
-        .create_and_start(json!({
-            "name": "kill",
-            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
-            "destination": {
-                "destinationId": destination,
-                "table": "events",
-                "managedTable": true,
-                "tableDefinition": {"sortingKey": ["id"]},
-                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
-            },
-            "settings": {"streaming_max_insert_wait_ms": 500}
-        }))
-        .await;
+    let pipe = start_pipe(&services, &clickhouse, &topic, "kill").await;
     wave(&topic, 0, Duration::ZERO);
     wave(&topic, 1, Duration::ZERO);
     eventually("waves 0 and 1", Duration::from_secs(120), || async {

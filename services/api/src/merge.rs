@@ -1,6 +1,23 @@
 //! JSON Merge Patch (RFC 7396): PATCH bodies name only what changes.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::extract::parse_json;
+use crate::problem::Problem;
+
+/// `current` with `patch` merged in, read back as a `T` with the same
+/// validation (and field pointers) as a request body.
+pub fn apply_patch<T: Serialize + DeserializeOwned>(
+    current: &T,
+    patch: &Map<String, Value>,
+) -> Result<T, Problem> {
+    let mut document = serde_json::to_value(current).map_err(|_| Problem::internal())?;
+    merge(&mut document, patch);
+    let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
+    parse_json(&bytes)
+}
 
 pub fn merge(target: &mut Value, patch: &Map<String, Value>) {
     if !target.is_object() {

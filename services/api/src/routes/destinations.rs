@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::{ReadErrors, WriteErrors};
 use crate::auth::{Developer, Viewer};
 use crate::check::check_clickhouse;
-use crate::extract::{etag, parse_json, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
-use crate::merge::merge;
+use crate::extract::{etag, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
+use crate::merge::apply_patch;
 use crate::problem::{ApiResult, Problem};
 use crate::views::{Destination, DestinationCheck, Paginated};
 use crate::AppState;
@@ -106,10 +106,7 @@ async fn patch_destination(
         if if_match.is_some_and(|v| v != record.version) {
             return Err(Problem::precondition_failed(record.version));
         }
-        let mut document = serde_json::to_value(&record.spec).map_err(|_| Problem::internal())?;
-        merge(&mut document, &patch);
-        let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
-        let mut edited: DestinationSpec = parse_json(&bytes)?;
+        let mut edited = apply_patch(&record.spec, &patch)?;
         let stored = record.secrets(&state.store)?;
         stored.fill(edited.secret_slots());
         edited.validate().map_err(Problem::validation)?;

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use super::{ReadErrors, WriteErrors};
 use crate::auth::{Developer, Viewer};
-use crate::extract::{etag, parse_json, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
-use crate::merge::merge;
+use crate::extract::{etag, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, PatchBody};
+use crate::merge::apply_patch;
 use crate::problem::{ApiResult, Problem};
 use crate::views::{
     Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, StateChange, StateCommand,
@@ -132,10 +132,7 @@ async fn patch_pipe(
     PatchBody(patch): PatchBody,
 ) -> ApiResult<Response> {
     let record = edit(&state, id, if_match, "definition updated", |current| {
-        let mut document = serde_json::to_value(current).map_err(|_| Problem::internal())?;
-        merge(&mut document, &patch);
-        let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
-        parse_json::<PipeSpec>(&bytes)
+        apply_patch(current, &patch)
     })
     .await?;
     Ok(pipe_response(StatusCode::OK, record))
@@ -197,11 +194,8 @@ async fn patch_scaling(
     PatchBody(patch): PatchBody,
 ) -> ApiResult<Response> {
     let record = edit(&state, id, if_match, "scaling changed", |current| {
-        let mut document =
-            serde_json::to_value(&current.scaling).map_err(|_| Problem::internal())?;
-        merge(&mut document, &patch);
-        let bytes = serde_json::to_vec(&document).map_err(|_| Problem::internal())?;
-        let scaling = parse_json::<Scaling>(&bytes).map_err(|p| prefix_pointers(p, "/scaling"))?;
+        let scaling =
+            apply_patch(&current.scaling, &patch).map_err(|p| prefix_pointers(p, "/scaling"))?;
         Ok(PipeSpec {
             scaling,
             ..current.clone()

@@ -13,6 +13,10 @@ use sluice_model::{KafkaAuthentication, KafkaSource, OffsetStrategy, ReplicaSize
 #[error("the pipe's Kafka credentials are incomplete: {0}")]
 pub struct ConfigError(pub String);
 
+/// How long the broker keeps a silent member in the group. Shorter than
+/// the worker's replica lease, see `consumer_settings`.
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The settings, as librdkafka's key/value pairs. Secrets are included, so
 /// never log the result.
 pub fn consumer_settings(
@@ -57,7 +61,19 @@ pub fn consumer_settings(
     // top of the batch: 16 MiB keeps the pipeline fed (a quarter second at
     // 60 MB/s) without eating the batch budget.
     s.insert("queued.max.messages.kbytes", "16384".into());
-    s.insert("session.timeout.ms", "30000".into());
+    // Shorter than the worker's 15 s replica lease, so by the time another
+    // worker takes over a dead worker's replica, the broker has already
+    // dropped the dead member from the group and the newcomer's join starts a
+    // fresh rebalance. With a longer timeout the newcomer joins while the
+    // dead member still "owns" its partitions, and some brokers (tansu 0.6)
+    // never rebalance after expiring it. 10 s is the broker-side minimum's
+    // comfortable side (group.min.session.timeout.ms defaults to 6 s);
+    // heartbeats come from librdkafka's own thread, so long inserts do not
+    // starve them.
+    s.insert(
+        "session.timeout.ms",
+        SESSION_TIMEOUT.as_millis().to_string(),
+    );
     // Inserts are retried while ClickHouse is down; stay in the group through
     // long retries (the batch is bounded, the wait is not).
     s.insert("max.poll.interval.ms", "900000".into());

@@ -24,6 +24,9 @@ use crate::replica::{Counters, FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);
+// A replica taken over from a dead worker must find the dead consumer gone
+// from the group already, or its join can leave it without partitions.
+const _: () = assert!(LEASE_TTL.as_millis() > sluice_kafka::config::SESSION_TIMEOUT.as_millis());
 
 struct Running {
     lease: Lease,

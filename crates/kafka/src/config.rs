@@ -70,6 +70,8 @@ pub fn consumer_settings(
     // comfortable side (group.min.session.timeout.ms defaults to 6 s);
     // heartbeats come from librdkafka's own thread, so long inserts do not
     // starve them.
+    // Consumer lag and fetch-queue size for the replica's metrics.
+    s.insert("statistics.interval.ms", "5000".into());
     s.insert(
         "session.timeout.ms",
         SESSION_TIMEOUT.as_millis().to_string(),

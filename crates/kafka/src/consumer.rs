@@ -34,6 +34,19 @@ pub struct Tracking {
     /// Assigned partitions and their assignment epoch.
     assigned: Mutex<std::collections::HashMap<PartitionKey, u64>>,
     next_epoch: std::sync::atomic::AtomicU64,
+    stats: Mutex<ConsumerStats>,
+}
+
+/// The latest of librdkafka's periodic statistics that Sluice reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Messages between the group's committed offset and the partition's
+    /// high watermark, per assigned partition. Absent until the group has
+    /// committed an offset for the partition.
+    pub lag: BTreeMap<PartitionKey, i64>,
+    /// Bytes fetched and waiting in librdkafka's queues: memory the replica
+    /// holds besides its batch.
+    pub fetch_queue_bytes: u64,
 }
 
 fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
@@ -43,7 +56,36 @@ fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
     })
 }
 
-impl ClientContext for Tracking {}
+impl ClientContext for Tracking {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let assigned = self
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut latest = ConsumerStats::default();
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                let key = PartitionKey {
+                    topic: topic.clone(),
+                    partition: *partition,
+                };
+                // Statistics also list the internal partition -1 and
+                // partitions this member fetched before a revocation.
+                if !assigned.contains_key(&key) {
+                    continue;
+                }
+                latest.fetch_queue_bytes += p.fetchq_size;
+                if p.committed_offset >= 0 && p.hi_offset >= 0 {
+                    latest
+                        .lag
+                        .insert(key, (p.hi_offset - p.committed_offset).max(0));
+                }
+            }
+        }
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = latest;
+    }
+}
 
 impl ConsumerContext for Tracking {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -165,6 +207,26 @@ impl GroupMember {
 
     pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
         self.consumer.recv().await
+    }
+
+    /// The latest statistics (librdkafka emits them every few seconds).
+    pub fn stats(&self) -> ConsumerStats {
+        self.consumer
+            .context()
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many partitions are assigned to this member now.
+    pub fn assigned_count(&self) -> usize {
+        self.consumer
+            .context()
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The partition's current assignment epoch; `None` when it is not

@@ -4,6 +4,6 @@ pub mod config;
 pub mod consumer;
 
 pub use config::{consumer_settings, ConfigError};
-pub use consumer::{GroupMember, PartitionKey};
+pub use consumer::{ConsumerStats, GroupMember, PartitionKey};
 pub use rdkafka::error::KafkaError;
 pub use rdkafka::message::{BorrowedMessage, Headers, Message};

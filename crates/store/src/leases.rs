@@ -36,6 +36,27 @@ impl ReplicaStatus {
     }
 }
 
+/// A running replica's latest gauges, reported with each lease renewal.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReplicaGauges {
+    /// Messages (Kafka) the replica's partitions are behind; `None` while
+    /// unknown (nothing committed yet).
+    pub lag_messages: Option<i64>,
+    /// CPU the replica has used since it started on its worker.
+    pub cpu_seconds: f64,
+    /// Bytes the replica holds: its batch and the client's fetch queue.
+    pub memory_bytes: i64,
+}
+
+/// One live replica of a pipe, as its worker last reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaReport {
+    pub replica: i32,
+    pub worker_id: Uuid,
+    pub status: String,
+    pub gauges: ReplicaGauges,
+}
+
 /// What the leases of one pipe say, for the scheduler's observations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaSummary {
@@ -92,10 +113,12 @@ impl Store {
         ttl: Duration,
         status: ReplicaStatus,
         last_error: Option<&str>,
+        gauges: ReplicaGauges,
     ) -> Result<bool> {
         let done = sqlx::query!(
             "UPDATE replica_leases SET expires_at = now() + make_interval(secs => $5),
-                 status = $6, last_error = $7, updated_at = now()
+                 status = $6, last_error = $7, lag_messages = $8, cpu_seconds = $9,
+                 memory_bytes = $10, updated_at = now()
              WHERE pipe_id = $1 AND replica = $2 AND worker_id = $3 AND epoch = $4",
             lease.pipe_id,
             lease.replica,
@@ -103,7 +126,10 @@ impl Store {
             lease.epoch,
             ttl.as_secs_f64(),
             status.as_str(),
-            last_error
+            last_error,
+            gauges.lag_messages,
+            gauges.cpu_seconds,
+            gauges.memory_bytes
         )
         .execute(&self.pool)
         .await?;
@@ -121,6 +147,30 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The pipe's live replicas with their latest gauges, by replica number.
+    pub async fn replica_reports(&self, pipe_id: Uuid) -> Result<Vec<ReplicaReport>> {
+        let rows = sqlx::query!(
+            "SELECT replica, worker_id, status, lag_messages, cpu_seconds, memory_bytes
+             FROM replica_leases WHERE pipe_id = $1 AND expires_at > now() ORDER BY replica",
+            pipe_id
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ReplicaReport {
+                replica: r.replica,
+                worker_id: r.worker_id,
+                status: r.status,
+                gauges: ReplicaGauges {
+                    lag_messages: r.lag_messages,
+                    cpu_seconds: r.cpu_seconds,
+                    memory_bytes: r.memory_bytes,
+                },
+            })
+            .collect())
     }
 
     pub async fn replica_summary(&self, pipe_id: Uuid) -> Result<ReplicaSummary> {

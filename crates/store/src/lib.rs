@@ -18,7 +18,7 @@ use sqlx::PgPool;
 pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
-pub use leases::{Lease, ReplicaStatus, ReplicaSummary};
+pub use leases::{Lease, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary};
 pub use metrics::PipeCounters;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use workers::Leadership;

@@ -104,8 +104,46 @@ pub struct PipeMetrics {
     pub sent_bytes: i64,
     /// Records that went to the error table.
     pub errors: i64,
+    /// Messages between the committed offsets and the ends of the pipe's
+    /// partitions, over all replicas; absent while unknown (no replica
+    /// running, or nothing committed yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_messages: Option<i64>,
+    /// The live replicas, as their workers last reported them (every few
+    /// seconds).
+    pub replicas: Vec<ReplicaMetrics>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaMetrics {
+    pub replica: i32,
+    /// The worker running it.
+    pub worker_id: Uuid,
+    /// `starting`, `running`, `retrying` or `failed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_messages: Option<i64>,
+    /// CPU used by the replica's own task (decoding, encoding, inserting)
+    /// since it started on its worker.
+    pub cpu_seconds: f64,
+    /// Bytes held in its batch and the Kafka client's fetch queue.
+    pub memory_bytes: i64,
+}
+
+impl From<sluice_store::ReplicaReport> for ReplicaMetrics {
+    fn from(r: sluice_store::ReplicaReport) -> Self {
+        ReplicaMetrics {
+            replica: r.replica,
+            worker_id: r.worker_id,
+            status: r.status,
+            lag_messages: r.gauges.lag_messages,
+            cpu_seconds: r.gauges.cpu_seconds,
+            memory_bytes: r.gauges.memory_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -4,22 +4,26 @@
 //! leases with their status. A replica stops when its lease is lost, its
 //! pipe stops or changes generation, or the pipe scales below it.
 
+mod cpu;
 mod destination;
 mod replica;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_util::MetricKindMask;
 use sluice_model::PipeState;
 use sluice_runtime::env;
-use sluice_store::{Lease, ReplicaStatus, Store};
+use sluice_store::{Lease, ReplicaGauges, ReplicaStatus, Store};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::cpu::CpuMeasured;
 use crate::replica::{Counters, FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
@@ -34,6 +38,7 @@ struct Running {
     cancel: CancellationToken,
     report: SharedReport,
     counters: Arc<Counters>,
+    cpu_nanos: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -64,7 +69,10 @@ async fn main() -> anyhow::Result<()> {
     let span = tracing::info_span!("worker", worker_id = %worker_id);
     let _enter = span.enter();
 
+    // Gauges of stopped replicas and of partitions that moved elsewhere stop
+    // being refreshed; dropping them after a minute keeps stale values out.
     let prometheus = PrometheusBuilder::new()
+        .idle_timeout(MetricKindMask::GAUGE, Some(Duration::from_secs(60)))
         .install_recorder()
         .context("installing the metrics recorder")?;
     if let Some(addr) = env("SLUICE_WORKER_METRICS_ADDR") {
@@ -158,6 +166,11 @@ async fn supervise(
                 LEASE_TTL,
                 report.status,
                 report.last_error.as_deref(),
+                ReplicaGauges {
+                    lag_messages: report.lag_messages,
+                    cpu_seconds: replica.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                    memory_bytes: report.memory_bytes,
+                },
             )
             .await?;
         if !held {
@@ -194,7 +207,10 @@ async fn supervise(
         let report: SharedReport = Arc::new(Mutex::new(Report {
             status: ReplicaStatus::Starting,
             last_error: None,
+            lag_messages: None,
+            memory_bytes: 0,
         }));
+        let cpu_nanos = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(Counters::default());
         let replica = Replica {
             store: store.clone(),
@@ -203,9 +219,13 @@ async fn supervise(
             report: report.clone(),
             limits,
             counters: counters.clone(),
+            cpu_nanos: cpu_nanos.clone(),
         };
         let span = tracing::info_span!("replica", pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch);
-        let task = tokio::spawn(tracing::Instrument::instrument(replica.run(), span));
+        let task = tokio::spawn(CpuMeasured::new(
+            tracing::Instrument::instrument(replica.run(), span),
+            cpu_nanos.clone(),
+        ));
         tracing::info!(pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch, "replica claimed");
         running.insert(
             (lease.pipe_id, lease.replica),
@@ -215,6 +235,7 @@ async fn supervise(
                 cancel,
                 report,
                 counters,
+                cpu_nanos,
                 task,
             },
         );

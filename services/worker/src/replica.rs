@@ -32,7 +32,12 @@ use crate::destination::{prepare, PrepareError, Prepared};
 pub struct Report {
     pub status: ReplicaStatus,
     pub last_error: Option<String>,
+    pub lag_messages: Option<i64>,
+    pub memory_bytes: i64,
 }
+
+/// How often the replica refreshes its lag, memory and CPU gauges.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub type SharedReport = Arc<Mutex<Report>>;
 
@@ -49,6 +54,8 @@ pub struct Replica {
     pub report: SharedReport,
     pub limits: FailureLimits,
     pub counters: Arc<Counters>,
+    /// CPU nanoseconds of the replica's task, added up by `crate::cpu`.
+    pub cpu_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a replica did since the supervisor last collected it; added to the
@@ -100,23 +107,41 @@ struct Metrics {
     sent_bytes: metrics::Counter,
     errors: metrics::Counter,
     latency: metrics::Histogram,
+    cpu_seconds: metrics::Gauge,
+    memory_bytes: metrics::Gauge,
+    labels: [(&'static str, String); 3],
 }
 
 impl Metrics {
-    fn new(pipe_id: &str, pipe_name: &str) -> Self {
+    fn new(pipe_id: &str, pipe_name: &str, replica: i32) -> Self {
         let labels = [
             ("pipe_id", pipe_id.to_owned()),
             ("pipe_name", pipe_name.to_owned()),
             ("source", "kafka".to_owned()),
         ];
+        let mut replica_labels = labels.to_vec();
+        replica_labels.push(("replica", replica.to_string()));
         Metrics {
+            cpu_seconds: metrics::gauge!("sluice_replica_cpu_seconds", &replica_labels),
+            memory_bytes: metrics::gauge!("sluice_replica_memory_bytes", &replica_labels),
             fetched_events: metrics::counter!("sluice_fetched_events_total", &labels),
             fetched_bytes: metrics::counter!("sluice_fetched_bytes_total", &labels),
             sent_rows: metrics::counter!("sluice_sent_rows_total", &labels),
             sent_bytes: metrics::counter!("sluice_sent_bytes_total", &labels),
             errors: metrics::counter!("sluice_errors_total", &labels),
             latency: metrics::histogram!("sluice_latency_seconds", &labels),
+            labels,
         }
+    }
+
+    /// Per-partition lag gauges are looked up every few seconds, not per
+    /// message, so they need no cached handles; the exporter drops those of
+    /// partitions that went elsewhere once they stop being refreshed.
+    fn partition_lag(&self, key: &PartitionKey, lag: i64) {
+        let mut labels = self.labels.to_vec();
+        labels.push(("topic", key.topic.clone()));
+        labels.push(("partition", key.partition.to_string()));
+        metrics::gauge!("sluice_consumer_lag_messages", &labels).set(lag as f64);
     }
 }
 
@@ -132,6 +157,25 @@ impl Replica {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
         report.status = status;
         report.last_error = last_error;
+    }
+
+    fn refresh_gauges(&self, member: &GroupMember, pipeline: &Pipeline) {
+        let stats = member.stats();
+        let memory = pipeline.bytes + stats.fetch_queue_bytes;
+        // Lag is known once every assigned partition has a committed offset.
+        let lag_messages = (!stats.lag.is_empty() && stats.lag.len() == member.assigned_count())
+            .then(|| stats.lag.values().sum());
+        for (key, lag) in &stats.lag {
+            pipeline.metrics.partition_lag(key, *lag);
+        }
+        pipeline.metrics.memory_bytes.set(memory as f64);
+        pipeline
+            .metrics
+            .cpu_seconds
+            .set(self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+        let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        report.lag_messages = lag_messages;
+        report.memory_bytes = memory as i64;
     }
 
     pub async fn run(self) {
@@ -228,7 +272,8 @@ impl Replica {
         self.set(ReplicaStatus::Running, None);
         tracing::info!(group = %group, table = %prepared.table, "replica running");
 
-        let metrics = Metrics::new(&pipe.id.to_string(), &spec.name);
+        let metrics = Metrics::new(&pipe.id.to_string(), &spec.name, self.lease.replica);
+        let mut gauge_tick = tokio::time::interval(GAUGE_INTERVAL);
         let mut pipeline = Pipeline {
             pipe_id: pipe.id,
             positions: std::collections::HashMap::new(),
@@ -270,6 +315,7 @@ impl Replica {
                     }
                 },
                 _ = tokio::time::sleep(wait) => {}
+                _ = gauge_tick.tick() => self.refresh_gauges(&member, &pipeline),
             }
             let age = pipeline.opened.map_or(Duration::ZERO, |o| o.elapsed());
             if let Some(reason) = pipeline

@@ -187,6 +187,16 @@ impl Services {
         id
     }
 
+    pub async fn metrics(&self, pipe: &str) -> Value {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/pipes/{pipe}/metrics"),
+            None,
+        )
+        .await
+        .1
+    }
+
     pub async fn status(&self, pipe: &str) -> Value {
         self.call(
             reqwest::Method::GET,

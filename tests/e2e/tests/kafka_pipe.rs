@@ -11,6 +11,11 @@ use sluice_e2e::{
 
 const MESSAGES: usize = 100_000;
 const PARTITIONS: i32 = 4;
+/// Messages over the XS replica's 16 MiB limit, produced after the others.
+const OVERSIZE: usize = 3;
+const OVERSIZE_BYTES: usize = (16 << 20) + 1024;
+/// What the error table keeps of a message (`ERROR_RAW_MAX_BYTES`).
+const RAW_KEPT: usize = 64 * 1024;
 
 fn message(i: usize) -> Vec<u8> {
     if i % 100 == 42 {
@@ -53,6 +58,17 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         .map(|i| (Some(i.to_string().into_bytes()), message(i)))
         .collect();
     produce(&producer(), &topic, &messages);
+    drop(messages);
+    let oversize: Vec<(Option<Vec<u8>>, Vec<u8>)> = (MESSAGES..MESSAGES + OVERSIZE)
+        .map(|i| {
+            let mut payload = format!("{{\"id\": {i}, \"note\": \"").into_bytes();
+            payload.resize(OVERSIZE_BYTES - 2, b'x');
+            payload.extend_from_slice(b"\"}");
+            (Some(i.to_string().into_bytes()), payload)
+        })
+        .collect();
+    produce(&producer(), &topic, &oversize);
+    drop(oversize);
 
     let destination = services.create_destination(&clickhouse).await;
     let group = format!("e2e-{}", uuid::Uuid::new_v4().simple());
@@ -98,7 +114,7 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
                 {"sourceField": "_key", "destinationField": "kafka_key"},
                 {"sourceField": "_timestamp", "destinationField": "kafka_time"}
             ],
-            "scaling": {"replicas": 2, "replicaSize": "S"},
+            "scaling": {"replicas": 2, "replicaSize": "XS"},
             "settings": {"streaming_max_insert_wait_ms": 1000}
         }))
         .await;
@@ -108,7 +124,7 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         Duration::from_secs(240),
         || async {
             clickhouse.count("orders").await + clickhouse.count("orders_sluice_errors").await
-                >= MESSAGES as u64
+                >= (MESSAGES + OVERSIZE) as u64
         },
     )
     .await;
@@ -133,7 +149,7 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         .query("SELECT count(), uniqExact((partition, offset)), sum(length(raw_message) > 0) FROM orders_sluice_errors FORMAT TSV")
         .await
         .unwrap();
-    let n = bad.len();
+    let n = bad.len() + OVERSIZE;
     assert_eq!(
         errors.trim(),
         format!("{n}\t{n}\t{n}"),
@@ -146,13 +162,13 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
     assert_eq!(
         codes.trim(),
         format!(
-            "DATA_PARSING_ERROR\t{}\nTYPE_CONVERSION_ERROR\t{}",
+            "DATA_PARSING_ERROR\t{}\nMESSAGE_TOO_LARGE\t{OVERSIZE}\nTYPE_CONVERSION_ERROR\t{}",
             bad.len() / 2,
             bad.len() / 2
         )
     );
     let keys = clickhouse
-        .query("SELECT groupArray(toUInt64(key)) FROM (SELECT key FROM orders_sluice_errors ORDER BY toUInt64(key)) FORMAT TSV")
+        .query("SELECT groupArray(toUInt64(key)) FROM (SELECT key FROM orders_sluice_errors WHERE error_code != 'MESSAGE_TOO_LARGE' ORDER BY toUInt64(key)) FORMAT TSV")
         .await
         .unwrap();
     let expected_keys = format!(
@@ -168,6 +184,15 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         .await
         .unwrap();
     assert!(conversion.contains("column `qty`"), "{conversion}");
+    // Oversize messages keep their size and the first bytes of their body.
+    let too_large = clickhouse
+        .query("SELECT groupArray(toUInt64(key)), min(raw_size), max(length(raw_message)), min(raw_truncated), any(substring(raw_message, 1, 6)) FROM (SELECT * FROM orders_sluice_errors WHERE error_code = 'MESSAGE_TOO_LARGE' ORDER BY toUInt64(key)) FORMAT TSV")
+        .await
+        .unwrap();
+    assert_eq!(
+        too_large.trim(),
+        format!("[100000,100001,100002]\t{OVERSIZE_BYTES}\t{RAW_KEPT}\t1\t{{\"id\":")
+    );
 
     // Values of every type made it through as sent.
     let row = clickhouse
@@ -210,7 +235,7 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         );
         ends.push(fields[3] + 1);
     }
-    assert_eq!(ends.iter().sum::<i64>(), MESSAGES as i64);
+    assert_eq!(ends.iter().sum::<i64>(), (MESSAGES + OVERSIZE) as i64);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let committed: Vec<i64> = committed_and_end(&topic, &group, PARTITIONS)
         .into_iter()
@@ -235,4 +260,34 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
         .unwrap();
     assert!(metrics.contains("sluice_sent_rows_total"), "{metrics}");
     assert!(metrics.contains(&format!("pipe_id=\"{pipe}\"")));
+    for gauge in [
+        "sluice_consumer_lag_messages",
+        "sluice_replica_cpu_seconds",
+        "sluice_replica_memory_bytes",
+    ] {
+        assert!(metrics.contains(gauge), "{gauge} missing from {metrics}");
+    }
+
+    // Everything is committed, so the pipe's lag settles at zero; each
+    // replica reports the CPU it used.
+    eventually(
+        "the lag to reach zero and the totals to add up",
+        Duration::from_secs(30),
+        || async {
+            let summary = services.metrics(&pipe).await;
+            summary["lagMessages"] == 0
+                && summary["sentRows"] == good as u64
+                && summary["errors"] == n as u64
+        },
+    )
+    .await;
+    let summary = services.metrics(&pipe).await;
+    let replicas = summary["replicas"].as_array().expect("replicas");
+    assert_eq!(replicas.len(), 2, "{summary}");
+    assert!(
+        replicas
+            .iter()
+            .any(|r| r["cpuSeconds"].as_f64() > Some(0.0)),
+        "{summary}"
+    );
 }

@@ -23,7 +23,7 @@ use crate::extract::{etag, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, Patch
 use crate::merge::apply_patch;
 use crate::problem::{ApiResult, Problem};
 use crate::views::{
-    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, StateChange, StateCommand,
+    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, ReplicaMetrics, StateChange, StateCommand,
 };
 use crate::AppState;
 
@@ -270,7 +270,8 @@ async fn list_events(
     Ok(Json(Paginated::from_page(events)))
 }
 
-/// Counters of the pipe's data plane: fetched, sent, errors.
+/// Counters of the pipe's data plane (fetched, sent, errors), its consumer
+/// lag and each live replica's CPU and memory.
 #[utoipa::path(get, path = "/v1/pipes/{id}/metrics", tag = "pipes", params(("id" = Uuid, Path)),
     responses((status = 200, body = PipeMetrics), ReadErrors))]
 async fn get_metrics(
@@ -280,12 +281,27 @@ async fn get_metrics(
 ) -> ApiResult<Json<PipeMetrics>> {
     load(&state, id).await?;
     let (c, updated_at) = state.store.pipe_counters(id).await?;
+    let replicas: Vec<ReplicaMetrics> = state
+        .store
+        .replica_reports(id)
+        .await?
+        .into_iter()
+        .map(ReplicaMetrics::from)
+        .collect();
+    // A sum over replicas is only a lag when every replica knows its own.
+    let lag_messages = replicas
+        .iter()
+        .map(|r| r.lag_messages)
+        .sum::<Option<i64>>()
+        .filter(|_| !replicas.is_empty());
     Ok(Json(PipeMetrics {
         fetched_events: c.fetched_events,
         fetched_bytes: c.fetched_bytes,
         sent_rows: c.sent_rows,
         sent_bytes: c.sent_bytes,
         errors: c.errors,
+        lag_messages,
+        replicas,
         updated_at,
     }))
 }

@@ -173,6 +173,10 @@ pub struct KinesisSource {
     /// Role ARN, required for IAM_ROLE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_role: Option<String>,
+    /// The external id the role's trust policy requires, if any (IAM_ROLE
+    /// only). Not a secret: AWS treats it as an identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// Immutable.
     #[serde(default)]
     pub format: Format,
@@ -752,6 +756,11 @@ impl KinesisSource {
                     format!("{p}/iamRole"),
                     "is only used with authentication IAM_ROLE",
                 );
+                v.check(
+                    self.external_id.is_none(),
+                    format!("{p}/externalId"),
+                    "is only used with authentication IAM_ROLE",
+                );
             }
             KinesisAuthentication::IamRole => match &self.iam_role {
                 None => v.error(
@@ -767,6 +776,17 @@ impl KinesisSource {
                     "must be a role ARN such as arn:aws:iam::123456789012:role/reader",
                 ),
             },
+        }
+        if let Some(external_id) = &self.external_id {
+            // AWS's own limits for sts:ExternalId.
+            v.check(
+                (2..=1224).contains(&external_id.len())
+                    && external_id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c)),
+                format!("{p}/externalId"),
+                "must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+            );
         }
     }
 }

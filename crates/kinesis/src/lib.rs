@@ -1,0 +1,10 @@
+//! The Kinesis source: a client from the pipe's settings, shard readers,
+//! and the pure logic deciding which shards a replica holds and reads.
+
+pub mod client;
+pub mod leases;
+pub mod reader;
+pub mod schedule;
+
+pub use client::{client, ConfigError};
+pub use reader::{list_shards, KinesisRecord, ShardEvent, ShardReader, StartAt, Tagged};

@@ -12,6 +12,8 @@ export SLUICE_CH_HTTP_PORT=${SLUICE_TEST_CH_HTTP_PORT:-28123}
 export SLUICE_CH_TCP_PORT=${SLUICE_TEST_CH_TCP_PORT:-29000}
 export SLUICE_API_PORT=${SLUICE_TEST_API_PORT:-28080}
 export SLUICE_KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-29092}
+export SLUICE_KINESIS_PORT=${SLUICE_TEST_KINESIS_PORT:-24568}
+export SLUICE_KINESIS_TLS_PORT=${SLUICE_TEST_KINESIS_TLS_PORT:-24567}
 
 cleanup() {
   local status=$?
@@ -41,11 +43,12 @@ if ! python3 -c "import chdb" 2>/dev/null; then
   pip install --quiet --no-index --find-links "$pip_cache" chdb
 fi
 
-step "services: postgres, clickhouse, kafka (tansu)"
-scripts/stack.sh up postgres clickhouse kafka
+step "services: postgres, clickhouse, kafka (tansu), kinesis (kinesis-mock)"
+scripts/stack.sh up postgres clickhouse kafka kinesis
 export SLUICE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$SLUICE_PG_PORT/postgres
 export SLUICE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$SLUICE_CH_HTTP_PORT
 export SLUICE_TEST_KAFKA_BROKERS=127.0.0.1:$SLUICE_KAFKA_PORT
+export SLUICE_TEST_KINESIS_ENDPOINT=http://127.0.0.1:$SLUICE_KINESIS_PORT
 export SLUICE_TEST_LOG_DIR=$SLUICE_STACK_DIR/logs
 
 step "cargo test"

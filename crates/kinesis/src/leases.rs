@@ -86,10 +86,7 @@ pub fn plan(leases: &[ShardLease], live: &BTreeSet<i32>, me: i32) -> Plan {
         .take(wanted)
         .map(|l| (l.shard_id.clone(), l.counter))
         .collect();
-    let mut plan = Plan {
-        steal: None,
-        take,
-    };
+    let mut plan = Plan { steal: None, take };
     if plan.take.len() < wanted {
         // Steal from the replica furthest above its own target; one per
         // round, so a rebalance moves shards one by one.

@@ -6,5 +6,6 @@ pub mod leases;
 pub mod reader;
 pub mod schedule;
 
+pub use aws_sdk_kinesis::Client;
 pub use client::{client, ConfigError};
 pub use reader::{list_shards, KinesisRecord, ShardEvent, ShardReader, StartAt, Tagged};

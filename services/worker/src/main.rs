@@ -6,6 +6,9 @@
 
 mod cpu;
 mod destination;
+mod kafka;
+mod kinesis;
+mod pipeline;
 mod replica;
 
 use std::collections::HashMap;
@@ -24,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cpu::CpuMeasured;
-use crate::replica::{Counters, FailureLimits, Replica, Report, SharedReport};
+use crate::pipeline::Counters;
+use crate::replica::{FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);

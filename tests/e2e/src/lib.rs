@@ -20,6 +20,97 @@ pub fn kafka_brokers() -> String {
         .expect("SLUICE_TEST_KAFKA_BROKERS is not set: run the tests with `make test`")
 }
 
+pub fn kinesis_endpoint() -> String {
+    std::env::var("SLUICE_TEST_KINESIS_ENDPOINT")
+        .expect("SLUICE_TEST_KINESIS_ENDPOINT is not set: run the tests with `make test`")
+}
+
+/// A Kinesis client for the emulator (it accepts any signed credentials).
+pub async fn kinesis() -> aws_sdk_kinesis::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(kinesis_endpoint())
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            "test", "test", None, None, "e2e",
+        ))
+        .load()
+        .await;
+    aws_sdk_kinesis::Client::new(&config)
+}
+
+/// Creates a stream and waits until it is ACTIVE.
+pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_for_stream(client, name).await;
+}
+
+pub async fn wait_for_stream(client: &aws_sdk_kinesis::Client, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let summary = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("DescribeStreamSummary");
+        let status = summary.stream_description_summary.map(|s| s.stream_status);
+        if status == Some(aws_sdk_kinesis::types::StreamStatus::Active) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stream {name} not ACTIVE: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Puts records (partition key, data) in batches of 500, retrying what the
+/// emulator refuses, in order per call.
+pub async fn put_records(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    records: &[(String, Vec<u8>)],
+) {
+    for chunk in records.chunks(500) {
+        let mut pending: Vec<&(String, Vec<u8>)> = chunk.iter().collect();
+        while !pending.is_empty() {
+            let entries = pending
+                .iter()
+                .map(|(key, data)| {
+                    aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                        .partition_key(key)
+                        .data(aws_sdk_kinesis::primitives::Blob::new(data.clone()))
+                        .build()
+                        .expect("entry")
+                })
+                .collect::<Vec<_>>();
+            let response = client
+                .put_records()
+                .stream_name(stream)
+                .set_records(Some(entries))
+                .send()
+                .await
+                .expect("PutRecords");
+            pending = pending
+                .into_iter()
+                .zip(response.records)
+                .filter(|(_, result)| result.error_code.is_some())
+                .map(|(record, _)| record)
+                .collect();
+            if !pending.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 fn binary(name: &str) -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>/<name>
     let exe = std::env::current_exe().expect("test binary path");

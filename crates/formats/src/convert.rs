@@ -17,9 +17,11 @@
 //!   type's zero value (`zero_value`).
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde_json::Value as Json;
 use sluice_clickhouse::rowbinary::Wide;
 use sluice_clickhouse::{ChType, Value};
+use sonic_rs::{JsonValueTrait, Value as Json};
+
+use crate::json::{self, kind, Kind};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("cannot convert {found} to {ty}: {reason}")]
@@ -30,9 +32,15 @@ pub struct ConvertError {
 }
 
 fn fail(json: &Json, ty: &ChType, reason: impl Into<String>) -> ConvertError {
-    let mut found = json.to_string();
+    let mut found = json::to_json_string(json);
     if found.len() > 80 {
-        found.truncate(77);
+        // Cut on a character boundary: a byte offset inside a multi-byte
+        // character would panic.
+        let mut cut = 77;
+        while !found.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        found.truncate(cut);
         found.push_str("...");
     }
     ConvertError {
@@ -103,33 +111,33 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
             .map(Value::Float)
             .ok_or_else(|| fail(json, ty, "not a number")),
         ChType::Decimal { scale, .. } => {
-            let text = match json {
-                Json::Number(n) => n.to_string(),
-                Json::String(s) => s.trim().to_owned(),
+            let text = match kind(json) {
+                Kind::Number(n) => n.to_string(),
+                Kind::String(s) => s.trim().to_owned(),
                 _ => return Err(fail(json, ty, "not a number")),
             };
             scaled_decimal(&text, *scale)
                 .map(Value::Decimal)
                 .ok_or_else(|| fail(json, ty, "not a decimal number"))
         }
-        ChType::Bool => match json {
-            Json::Bool(b) => Ok(Value::Bool(*b)),
-            Json::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+        ChType::Bool => match kind(json) {
+            Kind::Bool(b) => Ok(Value::Bool(b)),
+            Kind::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
                 Ok(Value::Bool(n.as_u64() == Some(1)))
             }
-            Json::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(Value::Bool(true)),
-            Json::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => {
+            Kind::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(Value::Bool(true)),
+            Kind::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => {
                 Ok(Value::Bool(false))
             }
             _ => Err(fail(json, ty, "not a boolean")),
         },
-        ChType::String | ChType::FixedString(_) => Ok(Value::Bytes(match json {
-            Json::String(s) => s.as_bytes().to_vec(),
-            other => other.to_string().into_bytes(),
+        ChType::String | ChType::FixedString(_) => Ok(Value::Bytes(match kind(json) {
+            Kind::String(s) => s.as_bytes().to_vec(),
+            _ => json::to_json_string(json).into_bytes(),
         })),
-        ChType::Json => match json {
-            Json::Object(_) => Ok(Value::Bytes(json.to_string().into_bytes())),
-            Json::String(s) if s.trim_start().starts_with('{') => {
+        ChType::Json => match kind(json) {
+            Kind::Object(_) => Ok(Value::Bytes(json::to_json_string(json).into_bytes())),
+            Kind::String(s) if s.trim_start().starts_with('{') => {
                 Ok(Value::Bytes(s.as_bytes().to_vec()))
             }
             _ => Err(fail(json, ty, "a JSON column takes an object")),
@@ -154,13 +162,13 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
             .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
             .map(|u| Value::Uuid(u.as_u128()))
             .ok_or_else(|| fail(json, ty, "not a UUID")),
-        ChType::Ipv4 => match json {
-            Json::String(s) => s
+        ChType::Ipv4 => match kind(json) {
+            Kind::String(s) => s
                 .trim()
                 .parse::<std::net::Ipv4Addr>()
                 .map(|ip| Value::Ipv4(u32::from(ip)))
                 .map_err(|_| fail(json, ty, "not an IPv4 address")),
-            Json::Number(n) => n
+            Kind::Number(n) => n
                 .as_u64()
                 .and_then(|v| u32::try_from(v).ok())
                 .map(Value::Ipv4)
@@ -181,25 +189,25 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
         }
         ChType::Enum16(items) => enum_value(json, items.iter().map(|(n, v)| (n.as_str(), *v)))
             .ok_or_else(|| fail(json, ty, "not one of the enum's names or values")),
-        ChType::Array(inner) => match json {
-            Json::Array(items) => items
+        ChType::Array(inner) => match kind(json) {
+            Kind::Array(items) => items
                 .iter()
                 .map(|item| convert(inner, item))
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
             _ => Err(fail(json, ty, "not an array")),
         },
-        ChType::Tuple(types) => match json {
-            Json::Array(items) if items.len() == types.len() => types
+        ChType::Tuple(types) => match kind(json) {
+            Kind::Array(items) if items.len() == types.len() => types
                 .iter()
-                .zip(items)
+                .zip(items.iter())
                 .map(|((_, t), item)| convert(t, item))
                 .collect::<Result<_, _>>()
                 .map(Value::Tuple),
-            Json::Object(fields) if types.iter().all(|(name, _)| name.is_some()) => types
+            Kind::Object(fields) if types.iter().all(|(name, _)| name.is_some()) => types
                 .iter()
                 .map(
-                    |(name, t)| match fields.get(name.as_deref().unwrap_or_default()) {
+                    |(name, t)| match json::get(fields, name.as_deref().unwrap_or_default()) {
                         Some(v) => convert(t, v),
                         None => Ok(zero_value(t)),
                     },
@@ -212,9 +220,9 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
                 "a Tuple takes an array of its arity (or an object for named tuples)",
             )),
         },
-        ChType::Map(key_type, value_type) => match json {
-            Json::Object(fields) => fields
-                .iter()
+        ChType::Map(key_type, value_type) => match kind(json) {
+            Kind::Object(fields) => json::entries(fields)
+                .into_iter()
                 .map(|(k, v)| {
                     let key = convert(key_type, &map_key(k, key_type))?;
                     Ok((key, convert(value_type, v)?))
@@ -226,9 +234,10 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
         ChType::Variant(types) => {
             // The first variant type matching the JSON kind wins; then any
             // that converts at all.
-            let matches_kind = |t: &ChType| match (json, t.value_type()) {
+            let json_kind = kind(json);
+            let matches_kind = |t: &ChType| match (&json_kind, t.value_type()) {
                 (
-                    Json::String(_),
+                    Kind::String(_),
                     ChType::String
                     | ChType::FixedString(_)
                     | ChType::Uuid
@@ -241,14 +250,14 @@ pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
                     | ChType::Enum8(_)
                     | ChType::Enum16(_),
                 ) => true,
-                (Json::Number(n), t) if n.is_f64() => matches!(
+                (Kind::Number(n), t) if n.is_f64() => matches!(
                     t,
                     ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }
                 ),
-                (Json::Number(_), t) => t.is_integer(),
-                (Json::Bool(_), ChType::Bool) => true,
-                (Json::Array(_), ChType::Array(_) | ChType::Tuple(_)) => true,
-                (Json::Object(_), ChType::Map(..) | ChType::Json | ChType::Tuple(_)) => true,
+                (Kind::Number(_), t) => t.is_integer(),
+                (Kind::Bool(_), ChType::Bool) => true,
+                (Kind::Array(_), ChType::Array(_) | ChType::Tuple(_)) => true,
+                (Kind::Object(_), ChType::Map(..) | ChType::Json | ChType::Tuple(_)) => true,
                 _ => false,
             };
             let mut fallback = None;
@@ -279,39 +288,46 @@ fn map_key(key: &str, key_type: &ChType) -> Json {
         | ChType::DateTime(_)
         | ChType::DateTime64(..)
         | ChType::Enum8(_)
-        | ChType::Enum16(_) => Json::String(key.to_owned()),
-        _ => serde_json::from_str(key).unwrap_or_else(|_| Json::String(key.to_owned())),
+        | ChType::Enum16(_) => Json::from(key),
+        // The key read as a JSON document of its own (one value, no more).
+        _ => {
+            let mut values = json::values(key.as_bytes());
+            match (values.next(), values.next()) {
+                (Some(Ok(value)), None) => value,
+                _ => Json::from(key),
+            }
+        }
     }
 }
 
 fn integer(json: &Json) -> Option<Wide> {
-    match json {
-        Json::Number(n) => {
+    match kind(json) {
+        Kind::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Some(Wide::from_i128(i128::from(i)))
             } else if let Some(u) = n.as_u64() {
                 Some(Wide::from_u128(u128::from(u)))
             } else {
-                let f = n.as_f64()?;
+                let f = n.as_f64();
                 (f.fract() == 0.0 && f.abs() < 1.7e38).then(|| Wide::from_i128(f as i128))
             }
         }
-        Json::String(s) => Wide::parse_decimal(s.trim()),
-        Json::Bool(b) => Some(Wide::from_i128(i128::from(*b))),
+        Kind::String(s) => Wide::parse_decimal(s.trim()),
+        Kind::Bool(b) => Some(Wide::from_i128(i128::from(b))),
         _ => None,
     }
 }
 
 fn float(json: &Json) -> Option<f64> {
-    match json {
-        Json::Number(n) => n.as_f64(),
-        Json::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+    match kind(json) {
+        Kind::Number(n) => Some(n.as_f64()),
+        Kind::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "nan" => Some(f64::NAN),
             "inf" | "+inf" | "infinity" => Some(f64::INFINITY),
             "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
             other => other.parse().ok(),
         },
-        Json::Bool(b) => Some(f64::from(u8::from(*b))),
+        Kind::Bool(b) => Some(f64::from(u8::from(b))),
         _ => None,
     }
 }
@@ -353,36 +369,36 @@ pub fn scaled_decimal(text: &str, scale: u8) -> Option<Wide> {
 
 fn date(json: &Json) -> Option<i64> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    match json {
-        Json::String(s) => {
+    match kind(json) {
+        Kind::String(s) => {
             let s = s.trim();
             let day = s
                 .get(..10)
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
             Some((day - epoch).num_days())
         }
-        Json::Number(n) => n.as_i64(),
+        Kind::Number(n) => n.as_i64(),
         _ => None,
     }
 }
 
 /// Nanoseconds since the epoch, UTC.
 pub fn timestamp_nanos(json: &Json) -> Option<i128> {
-    match json {
-        Json::Number(n) => {
+    match kind(json) {
+        Kind::Number(n) => {
             if let Some(i) = n.as_i64() {
-                Some(epoch_by_magnitude(i128::from(i)))
+                epoch_by_magnitude(i128::from(i))
             } else {
-                let f = n.as_f64()?;
+                let f = n.as_f64();
                 // Fractional numbers are seconds (or ms, ... by magnitude).
                 let unit = epoch_unit_nanos(f.abs() as i128);
                 Some((f * unit as f64) as i128)
             }
         }
-        Json::String(s) => {
+        Kind::String(s) => {
             let s = s.trim();
             if let Ok(i) = s.parse::<i128>() {
-                return Some(epoch_by_magnitude(i));
+                return epoch_by_magnitude(i);
             }
             if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
                 return Some(
@@ -439,16 +455,17 @@ fn epoch_unit_nanos(magnitude: i128) -> i128 {
     }
 }
 
-fn epoch_by_magnitude(v: i128) -> i128 {
-    v * epoch_unit_nanos(v.abs())
+/// `None` past what i128 nanoseconds hold: such a value is no time at all.
+fn epoch_by_magnitude(v: i128) -> Option<i128> {
+    v.checked_mul(epoch_unit_nanos(v.checked_abs()?))
 }
 
 fn enum_value<'a>(json: &Json, mut items: impl Iterator<Item = (&'a str, i16)>) -> Option<Value> {
-    match json {
-        Json::String(s) => items
-            .find(|(name, _)| name == s)
+    match kind(json) {
+        Kind::String(s) => items
+            .find(|(name, _)| *name == s)
             .map(|(_, v)| Value::Enum(v)),
-        Json::Number(n) => {
+        Kind::Number(n) => {
             let v = i16::try_from(n.as_i64()?).ok()?;
             items.any(|(_, x)| x == v).then_some(Value::Enum(v))
         }
@@ -459,10 +476,19 @@ fn enum_value<'a>(json: &Json, mut items: impl Iterator<Item = (&'a str, i16)>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use sonic_rs::json;
 
     fn ty(s: &str) -> ChType {
         ChType::parse(s).unwrap()
+    }
+
+    #[test]
+    fn epochs_beyond_i128_are_refused_not_wrapped() {
+        assert_eq!(
+            timestamp_nanos(&json!("-170141183460469231731687303715884105728")),
+            None
+        );
+        assert_eq!(timestamp_nanos(&json!(1_700_000_000)), Some(1_700_000_000_000_000_000));
     }
 
     #[test]
@@ -533,6 +559,14 @@ mod tests {
             Value::Date(-1)
         );
         assert!(convert(&ty("DateTime"), &json!("yesterday")).is_err());
+    }
+
+    #[test]
+    fn long_values_in_errors_are_cut_between_characters() {
+        let text = format!("a{}", "é".repeat(60));
+        let error = convert(&ty("Int64"), &json!(text.as_str())).unwrap_err();
+        assert!(error.found.ends_with("..."), "{}", error.found);
+        assert!(error.found.len() <= 80);
     }
 
     #[test]

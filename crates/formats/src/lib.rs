@@ -1,6 +1,7 @@
 //! Turning source records into ClickHouse rows.
 
 pub mod convert;
+mod json;
 pub mod row;
 
 pub use convert::{convert, zero_value, ConvertError};

@@ -1,10 +1,11 @@
 //! One source message to RowBinary rows for the destination's columns.
 
 use chrono::{TimeZone, Utc};
-use serde_json::{Map, Value as Json};
 use sluice_clickhouse::{encode, ChType};
+use sonic_rs::{JsonContainerTrait, Value as Json};
 
 use crate::convert::{convert, zero_value};
+use crate::json::{self, Kind};
 
 /// Metadata columns of a Kafka record, usable as mapping sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,32 +208,32 @@ impl RowPlan {
             None
         };
         let mut rows = 0;
-        for object in serde_json::Deserializer::from_slice(payload).into_iter::<Json>() {
-            let object = object.map_err(|e| parse_error(format!("not valid JSON: {e}")))?;
-            let Json::Object(object) = object else {
+        for value in json::values(payload) {
+            let value = value.map_err(|e| parse_error(format!("not valid JSON: {e}")))?;
+            let Kind::Object(object) = json::kind(&value) else {
                 return Err(parse_error(format!(
                     "expected a JSON object per row, found {}",
-                    kind(&object)
+                    kind(&value)
                 )));
             };
+            let fields = json::Fields::new(object);
             for column in &self.columns {
                 let value = match &column.source {
-                    ColumnSource::Field { path, segments } => match lookup(&object, path, segments)
-                    {
-                        Some(json) => convert(&column.ty, json),
-                        // RowBinaryWithDefaults: 1 = let ClickHouse apply
-                        // the column's DEFAULT expression.
-                        None if self.with_defaults && column.has_default => {
-                            out.push(1);
-                            continue;
+                    ColumnSource::Field { path, segments } => {
+                        match lookup(&fields, path, segments) {
+                            Some(json) => convert(&column.ty, json),
+                            // RowBinaryWithDefaults: 1 = let ClickHouse apply
+                            // the column's DEFAULT expression.
+                            None if self.with_defaults && column.has_default => {
+                                out.push(1);
+                                continue;
+                            }
+                            None => Ok(zero_value(&column.ty)),
                         }
-                        None => Ok(zero_value(&column.ty)),
-                    },
+                    }
                     ColumnSource::Virtual(v) => {
-                        let json = virtuals
-                            .as_ref()
-                            .map(|all| all.get(*v))
-                            .unwrap_or(&Json::Null);
+                        let null = Json::new();
+                        let json = virtuals.as_ref().map_or(&null, |all| all.get(*v));
                         convert(&column.ty, json)
                     }
                 }
@@ -257,27 +258,27 @@ impl RowPlan {
     }
 }
 
-fn kind(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
+fn kind(value: &Json) -> &'static str {
+    match json::kind(value) {
+        Kind::Null => "null",
+        Kind::Bool(_) => "a boolean",
+        Kind::Number(_) => "a number",
+        Kind::String(_) => "a string",
+        Kind::Array(_) => "an array",
+        Kind::Object(_) => "an object",
     }
 }
 
-fn lookup<'a>(object: &'a Map<String, Json>, path: &str, segments: &[String]) -> Option<&'a Json> {
-    if let Some(value) = object.get(path) {
+fn lookup<'a>(fields: &json::Fields<'a>, path: &str, segments: &[String]) -> Option<&'a Json> {
+    if let Some(value) = fields.get(path) {
         return Some(value);
     }
     if segments.len() < 2 {
         return None;
     }
-    let mut current = object.get(&segments[0])?;
+    let mut current = fields.get(&segments[0])?;
     for segment in &segments[1..] {
-        current = current.as_object()?.get(segment)?;
+        current = json::get(current.as_object()?, segment)?;
     }
     Some(current)
 }
@@ -311,29 +312,29 @@ impl VirtualValues {
 /// Virtual columns as JSON, so they convert to any compatible column type by
 /// the same rules as message fields.
 fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
-    let text = |bytes: &[u8]| Json::String(String::from_utf8_lossy(bytes).into_owned());
+    let text = |bytes: &[u8]| Json::from(String::from_utf8_lossy(bytes));
     VirtualValues {
-        key: meta.key.map_or(Json::Null, text),
+        key: meta.key.map_or_else(Json::new, text),
         timestamp: meta
             .timestamp_ms
             .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-            .map_or(Json::Null, |t| {
-                Json::String(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+            .map_or_else(Json::new, |t| {
+                Json::from(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string().as_str())
             }),
         partition: Json::from(meta.partition),
         offset: Json::from(meta.offset),
-        topic: Json::String(meta.topic.to_owned()),
-        header_keys: Json::Array(
+        topic: Json::from(meta.topic),
+        header_keys: Json::from(
             meta.headers
                 .iter()
-                .map(|(k, _)| Json::String((*k).to_owned()))
-                .collect(),
+                .map(|(k, _)| Json::from(*k))
+                .collect::<Vec<_>>(),
         ),
-        header_values: Json::Array(
+        header_values: Json::from(
             meta.headers
                 .iter()
-                .map(|(_, v)| v.map_or(Json::String(String::new()), text))
-                .collect(),
+                .map(|(_, v)| v.map_or_else(|| Json::from(""), text))
+                .collect::<Vec<_>>(),
         ),
         raw: text(payload),
     }
@@ -435,6 +436,45 @@ mod tests {
             .encode_message(b"{\"n\": 300}", &RecordMeta::default(), &mut out)
             .unwrap_err();
         assert!(error.message.contains("column `n`"), "{}", error.message);
+    }
+
+    #[test]
+    fn objects_read_as_serde_json_read_them() {
+        // A repeated key takes its last value, maps and JSON text come
+        // out sorted by key, and a negative zero stays negative.
+        let plan = plan(
+            &[
+                ("a", "UInt8"),
+                ("m", "Map(String, UInt8)"),
+                ("j", "JSON"),
+                ("z", "Float64"),
+                ("s", "String"),
+            ],
+            &[],
+        );
+        let mut out = Vec::new();
+        plan.encode_message(
+            br#"{"a": 1, "m": {"y": 1, "x": 2, "y": 3}, "j": {"b": [-0], "a": 1}, "z": -0.0, "s": [-0, 1.50, 1E2], "a": 2}"#,
+            &RecordMeta::default(),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            expected(&[
+                ("UInt8", Value::int(2)),
+                (
+                    "Map(String, UInt8)",
+                    Value::Map(vec![
+                        (Value::string("x"), Value::int(2)),
+                        (Value::string("y"), Value::int(3)),
+                    ])
+                ),
+                ("JSON", Value::string(r#"{"a":1,"b":[-0.0]}"#)),
+                ("Float64", Value::Float(-0.0)),
+                ("String", Value::string("[-0.0,1.5,100.0]")),
+            ])
+        );
     }
 
     #[test]

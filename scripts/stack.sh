@@ -219,6 +219,8 @@ kafka_up() {
 }
 
 # --- Kinesis: kinesis-mock (npm kinesis-local) --------------------------------
+# The emulator enforces an account shard limit (50 by default); tests create a
+# stream each, so the limit is lifted.
 kinesis_dir=$cache_dir/kinesis-local-$kinesis_local_version/node_modules/kinesis-local
 
 kinesis_up() {
@@ -232,6 +234,7 @@ kinesis_up() {
   mkdir -p "$stack_dir/kinesis"
   (cd "$stack_dir/kinesis" && KINESIS_MOCK_CERT_PATH="$kinesis_dir/server.json" \
     KINESIS_MOCK_PLAIN_PORT=$kinesis_port KINESIS_MOCK_TLS_PORT=$kinesis_tls_port \
+    SHARD_LIMIT=${SLUICE_KINESIS_SHARD_LIMIT:-100000} \
     launch kinesis "$kinesis_port" node "$kinesis_dir/main.js")
   wait_for "kinesis emulator" 30 port_open "$kinesis_port"
 }

@@ -38,6 +38,17 @@ pub async fn kinesis() -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(&config)
 }
 
+/// Deletes a test's stream (and its consumers), best effort: the emulator
+/// keeps every record of every stream in memory.
+pub async fn delete_stream(client: &aws_sdk_kinesis::Client, name: &str) {
+    let _ = client
+        .delete_stream()
+        .stream_name(name)
+        .enforce_consumer_deletion(true)
+        .send()
+        .await;
+}
+
 /// Creates a stream and waits until it is ACTIVE.
 pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
     client
@@ -141,7 +152,7 @@ pub struct Services {
     scheduler: Child,
     worker: Option<Child>,
     pub http: reqwest::Client,
-    _db: TestDatabase,
+    pub db: TestDatabase,
 }
 
 impl Services {
@@ -194,7 +205,7 @@ impl Services {
             env,
             api_process,
             http: reqwest::Client::new(),
-            _db: db,
+            db,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

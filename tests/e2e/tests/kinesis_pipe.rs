@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sluice_e2e::{create_stream, eventually, kinesis, put_records, ClickHouse, Services};
+use sluice_e2e::{
+    create_stream, delete_stream, eventually, kinesis, put_records, ClickHouse, Services,
+};
 
 const RECORDS: usize = 50_000;
 
@@ -62,7 +64,10 @@ async fn landed(clickhouse: &ClickHouse) -> (u64, u64, u64) {
     let text = clickhouse
         .query("SELECT count(), uniqExact(id), (SELECT count() FROM events_sluice_errors) FROM events FORMAT TSV")
         .await
-        .unwrap_or_default();
+        .unwrap_or_else(|e| {
+            eprintln!("counting failed: {e}");
+            String::new()
+        });
     let mut fields = text.split_whitespace().map(|f| f.parse().unwrap_or(0));
     (
         fields.next().unwrap_or(0),
@@ -75,19 +80,22 @@ fn bad_count(records: usize) -> u64 {
     (0..records).filter(|i| i % 500 == 7).count() as u64
 }
 
+/// Two XS replicas (four shard workers each) share an eight-shard stream.
+/// (The emulator's PutRecords slows down with the records already in a
+/// shard, so more shards also make producing faster.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_polling_pipe_lands_every_record() {
     let clickhouse = ClickHouse::create().await;
     let services = Services::start().await;
     let client = kinesis().await;
     let stream = format!("poll-{}", uuid::Uuid::new_v4().simple());
-    create_stream(&client, &stream, 4).await;
+    create_stream(&client, &stream, 8).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     put_records(&client, &stream, &records).await;
 
     let destination = services.create_destination(&clickhouse).await;
     let pipe_id = services
-        .create_and_start(pipe(&stream, &destination, false, 1))
+        .create_and_start(pipe(&stream, &destination, false, 2))
         .await;
     let bad = bad_count(RECORDS);
     let good = RECORDS as u64 - bad;
@@ -116,6 +124,17 @@ async fn a_polling_pipe_lands_every_record() {
     assert!(error.starts_with("DATA_PARSING_ERROR\t1\tkey-"), "{error}");
     let status = services.status(&pipe_id).await;
     assert_eq!(status["state"], "Running", "{status}");
+    assert_eq!(status["replicas"]["ready"], 2, "{status}");
+    // The replicas split the shards evenly and checkpointed every one.
+    let pool = sqlx::PgPool::connect(&services.db.url).await.unwrap();
+    let owners: Vec<(i32, i64, i64)> = sqlx::query_as(
+        "SELECT owner_replica, count(*), count(checkpoint) FROM shard_leases GROUP BY owner_replica ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owners, vec![(0, 4, 4), (1, 4, 4)]);
+    delete_stream(&client, &stream).await;
 }
 
 /// One shard split and two others merged while records flow: every
@@ -190,4 +209,5 @@ async fn resharding_mid_stream_loses_nothing() {
     println!("resharding: {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "no record lost");
     assert_eq!(errors, bad);
+    delete_stream(&client, &stream).await;
 }

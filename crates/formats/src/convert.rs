@@ -488,7 +488,10 @@ mod tests {
             timestamp_nanos(&json!("-170141183460469231731687303715884105728")),
             None
         );
-        assert_eq!(timestamp_nanos(&json!(1_700_000_000)), Some(1_700_000_000_000_000_000));
+        assert_eq!(
+            timestamp_nanos(&json!(1_700_000_000)),
+            Some(1_700_000_000_000_000_000)
+        );
     }
 
     #[test]

@@ -7,10 +7,16 @@ use sonic_rs::{JsonContainerTrait, Value as Json};
 use crate::convert::{convert, zero_value};
 use crate::json::{self, Kind};
 
-/// Metadata columns of a Kafka record, usable as mapping sources.
+/// Metadata columns of a record, usable as mapping sources. Kafka:
+/// `_key`, `_timestamp`, `_partition`, `_offset`, `_topic`,
+/// `_header_keys`, `_header_values`, `_raw_message`. Kinesis: `_key` (the
+/// partition key), `_timestamp` (approximate arrival), `_stream`,
+/// `_sequence_number`, `_raw_message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VirtualColumn {
     Key,
+    Stream,
+    SequenceNumber,
     Timestamp,
     Partition,
     Offset,
@@ -28,6 +34,8 @@ impl VirtualColumn {
             "_partition" => Self::Partition,
             "_offset" => Self::Offset,
             "_topic" => Self::Topic,
+            "_stream" => Self::Stream,
+            "_sequence_number" => Self::SequenceNumber,
             "_header_keys" => Self::HeaderKeys,
             "_header_values" => Self::HeaderValues,
             "_raw_message" => Self::RawMessage,
@@ -62,8 +70,12 @@ pub struct RecordMeta<'a> {
     pub timestamp_ms: Option<i64>,
     pub partition: i32,
     pub offset: i64,
+    /// Topic, or Kinesis stream.
     pub topic: &'a str,
     pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+    /// Kinesis only: sequence numbers (up to 128 digits) exceed the
+    /// integer types, so they travel as text.
+    pub sequence_number: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +301,7 @@ struct VirtualValues {
     partition: Json,
     offset: Json,
     topic: Json,
+    sequence_number: Json,
     header_keys: Json,
     header_values: Json,
     raw: Json,
@@ -301,7 +314,8 @@ impl VirtualValues {
             VirtualColumn::Timestamp => &self.timestamp,
             VirtualColumn::Partition => &self.partition,
             VirtualColumn::Offset => &self.offset,
-            VirtualColumn::Topic => &self.topic,
+            VirtualColumn::Topic | VirtualColumn::Stream => &self.topic,
+            VirtualColumn::SequenceNumber => &self.sequence_number,
             VirtualColumn::HeaderKeys => &self.header_keys,
             VirtualColumn::HeaderValues => &self.header_values,
             VirtualColumn::RawMessage => &self.raw,
@@ -324,6 +338,7 @@ fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
         partition: Json::from(meta.partition),
         offset: Json::from(meta.offset),
         topic: Json::from(meta.topic),
+        sequence_number: meta.sequence_number.map_or_else(Json::new, Json::from),
         header_keys: Json::from(
             meta.headers
                 .iter()
@@ -521,6 +536,7 @@ mod tests {
             offset: 42,
             topic: "orders",
             headers: vec![("h", Some(b"v")), ("empty", None)],
+            sequence_number: None,
         };
         let mut out = Vec::new();
         plan.encode_message(payload, &meta, &mut out).unwrap();
@@ -537,6 +553,31 @@ mod tests {
                 ("Array(String)", strings(&["h", "empty"])),
                 ("Array(String)", strings(&["v", ""])),
                 ("String", Value::string(r#"{"x":1}"#)),
+            ])
+        );
+    }
+
+    #[test]
+    fn kinesis_virtual_columns() {
+        let plan = plan(
+            &[("k", "String"), ("s", "String"), ("n", "String")],
+            &[("_key", "k"), ("_stream", "s"), ("_sequence_number", "n")],
+        );
+        let sequence = "49590338271490256608559692538361571095921575989136588898";
+        let meta = RecordMeta {
+            key: Some(b"user-7"),
+            topic: "clicks",
+            sequence_number: Some(sequence),
+            ..RecordMeta::default()
+        };
+        let mut out = Vec::new();
+        plan.encode_message(br#"{}"#, &meta, &mut out).unwrap();
+        assert_eq!(
+            out,
+            expected(&[
+                ("String", Value::string("user-7")),
+                ("String", Value::string("clicks")),
+                ("String", Value::string(sequence)),
             ])
         );
     }

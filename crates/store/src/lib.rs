@@ -6,9 +6,9 @@ mod crypto;
 mod destinations;
 mod keys;
 mod leases;
-mod shards;
 mod metrics;
 mod pipes;
+mod shards;
 mod workers;
 
 use std::time::Duration;
@@ -19,10 +19,10 @@ use sqlx::PgPool;
 pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
-pub use shards::ShardLeaseRecord;
 pub use leases::{Lease, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary};
 pub use metrics::PipeCounters;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
+pub use shards::ShardLeaseRecord;
 pub use workers::Leadership;
 
 #[derive(Debug, thiserror::Error)]

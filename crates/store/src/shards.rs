@@ -78,7 +78,12 @@ impl Store {
 
     /// Takes the shard for the replica if its counter is still `seen`;
     /// returns the new counter, or `None` when someone else changed it.
-    pub async fn take_shard(&self, lease: &Lease, shard_id: &str, seen: i64) -> Result<Option<i64>> {
+    pub async fn take_shard(
+        &self,
+        lease: &Lease,
+        shard_id: &str,
+        seen: i64,
+    ) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar!(
             "UPDATE shard_leases SET owner_replica = $3, owner_epoch = $4, counter = counter + 1,
                  updated_at = now()

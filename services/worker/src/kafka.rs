@@ -154,6 +154,7 @@ fn add(
         offset: message.offset(),
         topic: message.topic(),
         headers,
+        sequence_number: None,
     };
     let coordinates = Coordinates {
         source: message.topic(),

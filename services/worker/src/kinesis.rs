@@ -208,6 +208,7 @@ impl State<'_> {
                         offset: -1,
                         topic: stream,
                         headers: Vec::new(),
+                        sequence_number: Some(&record.sequence_number),
                     };
                     let source = format!("{stream}/{}/{}", tagged.shard_id, record.sequence_number);
                     let coordinates = Coordinates {

@@ -47,13 +47,17 @@ fn pipe(stream: &str, destination: &str, fan_out: bool, replicas: u32) -> serde_
                 {"name": "amount", "type": "Float64"},
                 {"name": "partition_key", "type": "String"},
                 {"name": "arrived", "type": "DateTime"},
-                {"name": "raw", "type": "String"}
+                {"name": "raw", "type": "String"},
+                {"name": "stream", "type": "String"},
+                {"name": "sequence", "type": "String"}
             ]
         },
         "fieldMappings": [
             {"sourceField": "_key", "destinationField": "partition_key"},
             {"sourceField": "_timestamp", "destinationField": "arrived"},
-            {"sourceField": "_raw_message", "destinationField": "raw"}
+            {"sourceField": "_raw_message", "destinationField": "raw"},
+            {"sourceField": "_stream", "destinationField": "stream"},
+            {"sourceField": "_sequence_number", "destinationField": "sequence"}
         ],
         "scaling": {"replicas": replicas, "replicaSize": "XS"},
         "settings": {"streaming_max_insert_wait_ms": 1000}
@@ -111,12 +115,16 @@ async fn a_polling_pipe_lands_every_record() {
     assert_eq!(rows, good, "and only once");
     assert_eq!(errors, bad, "every bad record is in the error table");
 
-    // Virtual columns: the partition key, the arrival time, the raw record.
+    // Virtual columns: the partition key, the arrival time, the raw record,
+    // the stream and a distinct sequence number per record.
     let check = clickhouse
-        .query("SELECT countIf(partition_key = key), countIf(arrived > toDateTime('2020-01-01 00:00:00')), countIf(raw LIKE '{%}') FROM events FORMAT TSV")
+        .query(&format!("SELECT countIf(partition_key = key), countIf(arrived > toDateTime('2020-01-01 00:00:00')), countIf(raw LIKE '{{%}}'), countIf(stream = '{stream}'), uniqExact(sequence), countIf(length(sequence) >= 20) FROM events FORMAT TSV"))
         .await
         .unwrap();
-    assert_eq!(check.trim(), format!("{good}\t{good}\t{good}"));
+    assert_eq!(
+        check.trim(),
+        format!("{good}\t{good}\t{good}\t{good}\t{good}\t{good}")
+    );
     let error = clickhouse
         .query("SELECT error_code, source LIKE concat('%', 'shardId-%/%'), key FROM events_sluice_errors ORDER BY key LIMIT 1 FORMAT TSV")
         .await

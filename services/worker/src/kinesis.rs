@@ -73,6 +73,9 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
     let Source::Kinesis(source) = &spec.source else {
         return Err(RunError::Permanent("not a Kinesis pipe".into()));
     };
+    if source.use_enhanced_fan_out {
+        tracing::warn!("enhanced fan-out is not implemented yet; reading the stream by polling");
+    }
     let size = spec.scaling.replica_size;
     let session = format!("sluice-{}-{}", pipe.id, replica.lease.replica);
     let client = sluice_kinesis::client(source, &session)

@@ -139,8 +139,18 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
                 }
             }
             _ = lease_tick.tick() => {
+                // Listing shards fails like reading does (credentials, a
+                // deleted stream): it counts toward the source's limit.
                 if let Err(e) = state.balance(&mut pipeline).await {
-                    tracing::warn!(error = ?e, "balancing shard leases failed");
+                    let message = match e {
+                        RunError::Source(m) | RunError::Destination(m) | RunError::Permanent(m) => m,
+                    };
+                    let since = *failing.source.get_or_insert_with(Instant::now);
+                    tracing::warn!(error = %message, "balancing shard leases failed");
+                    replica.set(ReplicaStatus::Retrying, Some(format!("source: {message}")));
+                    if since.elapsed() >= replica.limits.source {
+                        break Err(RunError::Source(message));
+                    }
                 }
             }
             _ = rotate_tick.tick() => state.rotate(&pipeline),

@@ -125,21 +125,4 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-
-    /// Whether the replica still holds the shard under `counter`.
-    pub async fn holds_shard(&self, lease: &Lease, shard_id: &str, counter: i64) -> Result<bool> {
-        Ok(sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!" FROM shard_leases
-               WHERE pipe_id = $1 AND shard_id = $2 AND owner_replica = $3 AND owner_epoch = $4
-                 AND counter = $5"#,
-            lease.pipe_id,
-            shard_id,
-            lease.replica,
-            lease.epoch,
-            counter
-        )
-        .fetch_one(&self.pool)
-        .await?
-            == 1)
-    }
 }

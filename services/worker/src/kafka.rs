@@ -11,7 +11,7 @@
 //! owner to read (see `sluice_kafka::consumer`).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_formats::RecordMeta;
 use sluice_kafka::{GroupMember, Headers, Message, PartitionKey};
@@ -82,12 +82,7 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
                     add(&mut pipeline, &mut positions, &member, &message);
                 }
                 Err(e) => {
-                    let since = *failing.source.get_or_insert_with(Instant::now);
-                    tracing::warn!(error = %e, "Kafka consumer error");
-                    replica.set(ReplicaStatus::Retrying, Some(format!("source: {e}")));
-                    if since.elapsed() >= replica.limits.source {
-                        return Err(RunError::Source(e.to_string()));
-                    }
+                    replica.source_failed(failing, e.to_string())?;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             },
@@ -157,7 +152,7 @@ fn add(
         sequence_number: None,
     };
     let coordinates = Coordinates {
-        source: message.topic(),
+        source: &[message.topic()],
         partition: i64::from(message.partition()),
         offset: message.offset(),
     };

@@ -128,11 +128,8 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
                     Accepted::Records => failing.source = None,
                     Accepted::End => finish_now = true,
                     Accepted::Failed(message) => {
-                        let since = *failing.source.get_or_insert_with(Instant::now);
-                        tracing::warn!(error = %message, "shard reader failed");
-                        replica.set(ReplicaStatus::Retrying, Some(format!("source: {message}")));
-                        if since.elapsed() >= replica.limits.source {
-                            break Err(RunError::Source(message));
+                        if let Err(e) = replica.source_failed(failing, message) {
+                            break Err(e);
                         }
                     }
                     Accepted::Discarded => {}
@@ -142,14 +139,8 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
                 // Listing shards fails like reading does (credentials, a
                 // deleted stream): it counts toward the source's limit.
                 if let Err(e) = state.balance(&mut pipeline).await {
-                    let message = match e {
-                        RunError::Source(m) | RunError::Destination(m) | RunError::Permanent(m) => m,
-                    };
-                    let since = *failing.source.get_or_insert_with(Instant::now);
-                    tracing::warn!(error = %message, "balancing shard leases failed");
-                    replica.set(ReplicaStatus::Retrying, Some(format!("source: {message}")));
-                    if since.elapsed() >= replica.limits.source {
-                        break Err(RunError::Source(message));
+                    if let Err(e) = replica.source_failed(failing, e.into_message()) {
+                        break Err(e);
                     }
                 }
             }
@@ -213,20 +204,21 @@ impl State<'_> {
             } => {
                 held.millis_behind = millis_behind_latest;
                 let stream = self.source.stream_name.as_str();
+                let shard = shard_number(&tagged.shard_id);
                 for record in &records {
                     let meta = RecordMeta {
                         key: Some(record.partition_key.as_bytes()),
                         timestamp_ms: record.arrival_ms,
-                        partition: shard_number(&tagged.shard_id) as i32,
+                        partition: shard as i32,
                         offset: -1,
                         topic: stream,
                         headers: Vec::new(),
                         sequence_number: Some(&record.sequence_number),
                     };
-                    let source = format!("{stream}/{}/{}", tagged.shard_id, record.sequence_number);
+                    let source = [stream, &tagged.shard_id, &record.sequence_number];
                     let coordinates = Coordinates {
                         source: &source,
-                        partition: shard_number(&tagged.shard_id),
+                        partition: shard,
                         offset: -1,
                     };
                     pipeline.add(
@@ -237,7 +229,9 @@ impl State<'_> {
                         &meta,
                         &coordinates,
                     );
-                    held.read = Some(record.sequence_number.clone());
+                }
+                if let Some(last) = records.last() {
+                    held.read = Some(last.sequence_number.clone());
                 }
                 Accepted::Records
             }

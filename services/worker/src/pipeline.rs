@@ -28,6 +28,14 @@ pub enum RunError {
     Destination(String),
 }
 
+impl RunError {
+    pub fn into_message(self) -> String {
+        match self {
+            RunError::Permanent(m) | RunError::Source(m) | RunError::Destination(m) => m,
+        }
+    }
+}
+
 impl From<PrepareError> for RunError {
     fn from(e: PrepareError) -> Self {
         match e {
@@ -110,8 +118,9 @@ impl Metrics {
 
 /// Where a record came from, as the error table records it.
 pub struct Coordinates<'a> {
-    /// Topic, or `stream/shard`.
-    pub source: &'a str,
+    /// Joined with `/` into the `source` column, only for a bad record:
+    /// `[topic]`, or `[stream, shard, sequence number]`.
+    pub source: &'a [&'a str],
     pub partition: i64,
     /// Kafka offset; -1 for Kinesis (the sequence number is in `source`).
     pub offset: i64,
@@ -355,7 +364,7 @@ fn encode_error_row(
     let raw = &payload[..payload.len().min(ERROR_RAW_MAX_BYTES)];
     let values = [
         Value::string(pipe_id.to_string()),
-        Value::string(coordinates.source),
+        Value::string(coordinates.source.join("/")),
         Value::int(i128::from(coordinates.partition)),
         Value::int(i128::from(coordinates.offset)),
         Value::Bytes(meta.key.unwrap_or_default().to_vec()),

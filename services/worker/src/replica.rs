@@ -68,6 +68,19 @@ impl Replica {
         report.last_error = last_error;
     }
 
+    /// Records a source failure while the replica keeps running: the
+    /// replica shows Retrying, and the failure becomes the replica's error
+    /// once the source has been failing longer than its limit.
+    pub fn source_failed(&self, failing: &mut Failing, message: String) -> Result<(), RunError> {
+        let since = *failing.source.get_or_insert_with(Instant::now);
+        tracing::warn!(error = %message, "source failing");
+        self.set(ReplicaStatus::Retrying, Some(format!("source: {message}")));
+        if since.elapsed() >= self.limits.source {
+            return Err(RunError::Source(message));
+        }
+        Ok(())
+    }
+
     /// Publishes the gauges every source reports; `lag` in the source's
     /// unit (messages for Kafka, milliseconds behind for Kinesis).
     pub fn publish_gauges(

@@ -358,7 +358,12 @@ impl ClickHouse {
         let ch = ClickHouse {
             url,
             database,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                // ClickHouse closes idle keep-alive connections after 3 s;
+                // a pooled one reused just then fails the request.
+                .pool_idle_timeout(Duration::from_secs(1))
+                .build()
+                .expect("HTTP client"),
         };
         let created = ch
             .http

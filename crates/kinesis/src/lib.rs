@@ -2,6 +2,7 @@
 //! and the pure logic deciding which shards a replica holds and reads.
 
 pub mod client;
+pub mod fanout;
 pub mod leases;
 pub mod reader;
 pub mod schedule;

@@ -145,18 +145,8 @@ impl ShardReader {
             };
             backoff = BUSY_POLL;
             let behind = response.millis_behind_latest;
-            let records: Vec<KinesisRecord> = response
-                .records
-                .into_iter()
-                .map(|r| KinesisRecord {
-                    partition_key: r.partition_key.unwrap_or_default(),
-                    sequence_number: r.sequence_number,
-                    arrival_ms: r
-                        .approximate_arrival_timestamp
-                        .and_then(|t| t.to_millis().ok()),
-                    data: r.data.into_inner(),
-                })
-                .collect();
+            let records: Vec<KinesisRecord> =
+                response.records.into_iter().map(record_from).collect();
             let idle = records.is_empty();
             if let Some(record) = records.last() {
                 last = Some(record.sequence_number.clone());
@@ -186,8 +176,19 @@ impl ShardReader {
     }
 }
 
+pub(crate) fn record_from(r: aws_sdk_kinesis::types::Record) -> KinesisRecord {
+    KinesisRecord {
+        partition_key: r.partition_key.unwrap_or_default(),
+        sequence_number: r.sequence_number,
+        arrival_ms: r
+            .approximate_arrival_timestamp
+            .and_then(|t| t.to_millis().ok()),
+        data: r.data.into_inner(),
+    }
+}
+
 /// Full jitter keeps readers of many shards from retrying in step.
-fn jitter(d: Duration) -> Duration {
+pub(crate) fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.5 + rand::random::<f64>() / 2.0)
 }
 

@@ -57,6 +57,14 @@ pub enum Source {
     Kinesis(KinesisSource),
 }
 
+impl Source {
+    /// A Kinesis pipe reading through enhanced fan-out registers a stream
+    /// consumer, removed with the pipe.
+    pub fn uses_stream_consumer(&self) -> bool {
+        matches!(self, Source::Kinesis(k) if k.use_enhanced_fan_out)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub enum Format {
     #[default]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sluice_store::{Cipher, Store};
+use sluice_store::{Cipher, PipeRecord, Store};
 use tracing_subscriber::EnvFilter;
 
 /// Logs to stderr, as text or (with `SLUICE_LOG_FORMAT=json`) JSON lines;
@@ -61,4 +61,27 @@ pub async fn shutdown_signal() {
         _ = terminate.recv() => {},
     }
     tracing::info!("shutting down");
+}
+
+/// What a pipe holds at its source beyond its definition: a Kinesis
+/// stream consumer for enhanced fan-out. Failing to remove it does not keep
+/// the pipe from being deleted (its credentials may be revoked); it is
+/// logged with the consumer's name for an operator.
+pub async fn release_source_resources(store: &Store, record: &PipeRecord) {
+    if !record.spec.source.uses_stream_consumer() {
+        return;
+    }
+    let spec = match record.opened_spec(store) {
+        Ok(spec) => spec,
+        Err(e) => {
+            tracing::warn!(pipe_id = %record.id, error = %e, "could not open the pipe's credentials to remove its stream consumer");
+            return;
+        }
+    };
+    match sluice_kinesis::fanout::remove_pipe_consumer(&spec, record.id).await {
+        Ok(removed) => tracing::info!(pipe_id = %record.id, removed, "stream consumer released"),
+        Err(e) => {
+            tracing::warn!(pipe_id = %record.id, error = %e, "the pipe's stream consumer could not be deregistered; remove it by hand")
+        }
+    }
 }

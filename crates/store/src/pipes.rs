@@ -140,6 +140,14 @@ impl PipeRecord {
             .cipher
             .open_bag(&pipe_context(self.id), self.sealed_secrets.as_deref())?)
     }
+
+    /// The spec with its secrets filled in, for those who connect to the
+    /// source (workers, and the clean-up when a pipe is removed).
+    pub fn opened_spec(&self, store: &Store) -> Result<PipeSpec> {
+        let mut spec = self.spec.clone();
+        self.secrets(store)?.fill(spec.secret_slots());
+        Ok(spec)
+    }
 }
 
 impl Store {

@@ -75,6 +75,7 @@ async fn reconcile(store: &Store) -> anyhow::Result<()> {
             let ready = i32::try_from(summary.running).unwrap_or(i32::MAX);
             match transition {
                 Some((_, Transition::Remove)) => {
+                    sluice_runtime::release_source_resources(store, &pipe).await;
                     // False when the pipe changed meanwhile: the next tick retries.
                     let removed = store.delete_pipe(pipe.id, pipe.version).await?;
                     if removed {

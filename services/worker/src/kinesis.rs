@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use sluice_formats::RecordMeta;
 use sluice_kinesis::leases::{self, ShardLease};
-use sluice_kinesis::{schedule, ShardEvent, ShardReader, StartAt, Tagged};
+use sluice_kinesis::{fanout, schedule, ShardEvent, ShardReader, StartAt, Tagged};
 use sluice_model::{IteratorType, KinesisSource, Source};
 use sluice_store::ReplicaStatus;
 use tokio::sync::mpsc;
@@ -54,6 +54,8 @@ struct Active {
 struct State<'a> {
     replica: &'a Replica,
     client: sluice_kinesis::Client,
+    /// Set when the pipe reads through enhanced fan-out.
+    consumer_arn: Option<String>,
     source: KinesisSource,
     workers: usize,
     held: BTreeMap<String, Held>,
@@ -73,14 +75,35 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
     let Source::Kinesis(source) = &spec.source else {
         return Err(RunError::Permanent("not a Kinesis pipe".into()));
     };
-    if source.use_enhanced_fan_out {
-        tracing::warn!("enhanced fan-out is not implemented yet; reading the stream by polling");
-    }
     let size = spec.scaling.replica_size;
     let session = format!("sluice-{}-{}", pipe.id, replica.lease.replica);
     let client = sluice_kinesis::client(source, &session)
         .await
         .map_err(|e| RunError::Permanent(e.to_string()))?;
+    let consumer_name = fanout::consumer_name(pipe.id);
+    let consumer_arn = if source.use_enhanced_fan_out {
+        let name = consumer_name;
+        let arn = fanout::ensure_consumer(&client, &source.stream_name, &name)
+            .await
+            .map_err(RunError::Source)?;
+        tracing::info!(consumer = %arn, "reading through enhanced fan-out");
+        Some(arn)
+    } else {
+        // Fan-out was switched off: the consumer it registered is billed
+        // per shard-hour while it exists. One replica removes it.
+        if replica.lease.replica == 0 {
+            match fanout::deregister_consumer(&client, &source.stream_name, &consumer_name).await {
+                Ok(true) => {
+                    tracing::info!(consumer = %consumer_name, "stream consumer no longer used; deregistered")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not deregister the unused stream consumer")
+                }
+            }
+        }
+        None
+    };
     let workers = size.kinesis_shard_workers() as usize;
     // Two responses per worker in flight keep readers busy while the
     // pipeline inserts, and bound what a replica holds in memory.
@@ -88,6 +111,7 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
     let mut state = State {
         replica,
         client,
+        consumer_arn,
         source: source.clone(),
         workers,
         held: BTreeMap::new(),
@@ -400,7 +424,10 @@ impl State<'_> {
                 epoch: run,
             };
             tracing::debug!(%shard, ?start, waited_ms = waited, "starting a shard reader");
-            let task = tokio::spawn(reader.poll(start, self.tx.clone()));
+            let task = match &self.consumer_arn {
+                Some(arn) => tokio::spawn(reader.subscribe(arn.clone(), start, self.tx.clone())),
+                None => tokio::spawn(reader.poll(start, self.tx.clone())),
+            };
             self.active.insert(
                 shard,
                 Active {

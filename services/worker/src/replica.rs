@@ -153,10 +153,9 @@ impl Replica {
             .await
             .map_err(|e| RunError::Destination(format!("reading the pipe: {e}")))?
             .ok_or_else(|| RunError::Permanent("the pipe no longer exists".into()))?;
-        let mut spec = pipe.spec.clone();
-        pipe.secrets(&self.store)
-            .map_err(|e| RunError::Permanent(e.to_string()))?
-            .fill(spec.secret_slots());
+        let spec = pipe
+            .opened_spec(&self.store)
+            .map_err(|e| RunError::Permanent(e.to_string()))?;
         let destination = self
             .store
             .destination(spec.destination.destination_id)

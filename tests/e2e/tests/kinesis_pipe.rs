@@ -219,3 +219,93 @@ async fn resharding_mid_stream_loses_nothing() {
     assert_eq!(errors, bad);
     delete_stream(&client, &stream).await;
 }
+
+async fn consumers(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
+    let arn = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("DescribeStreamSummary")
+        .stream_description_summary
+        .expect("summary")
+        .stream_arn;
+    client
+        .list_stream_consumers()
+        .stream_arn(arn)
+        .send()
+        .await
+        .expect("ListStreamConsumers")
+        .consumers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.consumer_name)
+        .collect()
+}
+
+/// Enhanced fan-out on one XS replica: four shard workers for eight
+/// shards, so subscriptions rotate; every shard is read and checkpointed,
+/// every record lands once. Deleting the pipe removes its stream consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
+    let clickhouse = ClickHouse::create().await;
+    let services = Services::start().await;
+    let client = kinesis().await;
+    let stream = format!("efo-{}", uuid::Uuid::new_v4().simple());
+    create_stream(&client, &stream, 8).await;
+    let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
+    let (first, second) = records.split_at(RECORDS / 2);
+    put_records(&client, &stream, first).await;
+
+    let destination = services.create_destination(&clickhouse).await;
+    let pipe_id = services
+        .create_and_start(pipe(&stream, &destination, true, 1))
+        .await;
+    // The rest arrives while subscriptions rotate.
+    put_records(&client, &stream, second).await;
+    let bad = bad_count(RECORDS);
+    let good = RECORDS as u64 - bad;
+    eventually("every record", Duration::from_secs(240), || async {
+        let (_, distinct, errors) = landed(&clickhouse).await;
+        distinct >= good && errors >= bad
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rows, distinct, errors) = landed(&clickhouse).await;
+    println!("enhanced fan-out: {rows} rows, {distinct} distinct, {errors} errors");
+    assert_eq!(distinct, good, "every good record landed");
+    assert_eq!(rows, good, "and only once");
+    assert_eq!(errors, bad);
+    let check = clickhouse
+        .query(&format!("SELECT countIf(partition_key = key), countIf(stream = '{stream}'), uniqExact(sequence) FROM events FORMAT TSV"))
+        .await
+        .unwrap();
+    assert_eq!(check.trim(), format!("{good}\t{good}\t{good}"));
+    let name = format!("sluice-{pipe_id}");
+    assert_eq!(consumers(&client, &stream).await, vec![name.clone()]);
+
+    let pool = sqlx::PgPool::connect(&services.db.url).await.unwrap();
+    let owners: Vec<(i32, i64, i64)> = sqlx::query_as(
+        "SELECT owner_replica, count(*), count(checkpoint) FROM shard_leases GROUP BY owner_replica ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(owners, vec![(0, 8, 8)], "one replica read all eight shards");
+
+    let (status, body) = services
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/pipes/{pipe_id}"),
+            None,
+        )
+        .await;
+    assert!(status == 202 || status == 204, "{status} {body}");
+    eventually(
+        "the stream consumer to be removed",
+        Duration::from_secs(60),
+        || async { consumers(&client, &stream).await.is_empty() },
+    )
+    .await;
+    delete_stream(&client, &stream).await;
+}

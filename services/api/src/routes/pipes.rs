@@ -455,6 +455,7 @@ async fn command(
                 }
             }
             Transition::Remove => {
+                sluice_runtime::release_source_resources(&state.store, &record).await;
                 if state.store.delete_pipe(id, record.version).await? {
                     tracing::info!(pipe_id = %id, "pipe deleted");
                     return Ok(None);

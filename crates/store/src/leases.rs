@@ -42,6 +42,9 @@ pub struct ReplicaGauges {
     /// Messages (Kafka) the replica's partitions are behind; `None` while
     /// unknown (nothing committed yet).
     pub lag_messages: Option<i64>,
+    /// Milliseconds the replica's slowest shard (Kinesis) is behind the
+    /// stream's newest record; `None` for Kafka and while unknown.
+    pub lag_millis: Option<i64>,
     /// CPU the replica has used since it started on its worker.
     pub cpu_seconds: f64,
     /// Bytes the replica holds: its batch and the client's fetch queue.
@@ -118,7 +121,7 @@ impl Store {
         let done = sqlx::query!(
             "UPDATE replica_leases SET expires_at = now() + make_interval(secs => $5),
                  status = $6, last_error = $7, lag_messages = $8, cpu_seconds = $9,
-                 memory_bytes = $10, updated_at = now()
+                 memory_bytes = $10, lag_millis = $11, updated_at = now()
              WHERE pipe_id = $1 AND replica = $2 AND worker_id = $3 AND epoch = $4",
             lease.pipe_id,
             lease.replica,
@@ -129,7 +132,8 @@ impl Store {
             last_error,
             gauges.lag_messages,
             gauges.cpu_seconds,
-            gauges.memory_bytes
+            gauges.memory_bytes,
+            gauges.lag_millis
         )
         .execute(&self.pool)
         .await?;
@@ -152,7 +156,7 @@ impl Store {
     /// The pipe's live replicas with their latest gauges, by replica number.
     pub async fn replica_reports(&self, pipe_id: Uuid) -> Result<Vec<ReplicaReport>> {
         let rows = sqlx::query!(
-            "SELECT replica, worker_id, status, lag_messages, cpu_seconds, memory_bytes
+            "SELECT replica, worker_id, status, lag_messages, lag_millis, cpu_seconds, memory_bytes
              FROM replica_leases WHERE pipe_id = $1 AND expires_at > now() ORDER BY replica",
             pipe_id
         )
@@ -166,6 +170,7 @@ impl Store {
                 status: r.status,
                 gauges: ReplicaGauges {
                     lag_messages: r.lag_messages,
+                    lag_millis: r.lag_millis,
                     cpu_seconds: r.cpu_seconds,
                     memory_bytes: r.memory_bytes,
                 },

@@ -109,6 +109,11 @@ pub struct PipeMetrics {
     /// running, or nothing committed yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_messages: Option<i64>,
+    /// Kinesis: how far the pipe's furthest-behind shard is from the
+    /// stream's newest record (MillisBehindLatest), over all replicas;
+    /// absent while unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_millis: Option<i64>,
     /// The live replicas, as their workers last reported them (every few
     /// seconds).
     pub replicas: Vec<ReplicaMetrics>,
@@ -126,6 +131,9 @@ pub struct ReplicaMetrics {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lag_messages: Option<i64>,
+    /// Kinesis: MillisBehindLatest of the replica's furthest-behind shard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_millis: Option<i64>,
     /// CPU used by the replica's own task (decoding, encoding, inserting)
     /// since it started on its worker.
     pub cpu_seconds: f64,
@@ -140,6 +148,7 @@ impl From<sluice_store::ReplicaReport> for ReplicaMetrics {
             worker_id: r.worker_id,
             status: r.status,
             lag_messages: r.gauges.lag_messages,
+            lag_millis: r.gauges.lag_millis,
             cpu_seconds: r.gauges.cpu_seconds,
             memory_bytes: r.gauges.memory_bytes,
         }

@@ -19,7 +19,7 @@ use sluice_model::{PipeSpec, Source};
 use sluice_store::ReplicaStatus;
 
 use crate::pipeline::{Coordinates, Pipeline, RunError};
-use crate::replica::{Failing, Loaded, Replica, GAUGE_INTERVAL};
+use crate::replica::{Failing, Lag, Loaded, Replica, GAUGE_INTERVAL};
 
 type KafkaPipeline = Pipeline<PartitionKey, i64>;
 
@@ -114,7 +114,7 @@ fn refresh_gauges(replica: &Replica, member: &GroupMember, pipeline: &KafkaPipel
     }
     replica.publish_gauges(
         &pipeline.metrics,
-        lag,
+        Lag::Messages(lag),
         pipeline.bytes + stats.fetch_queue_bytes,
     );
 }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{Coordinates, Pipeline, RunError};
-use crate::replica::{Failing, Loaded, Replica, GAUGE_INTERVAL};
+use crate::replica::{Failing, Lag, Loaded, Replica, GAUGE_INTERVAL};
 
 type KinesisPipeline = Pipeline<String, String>;
 
@@ -501,9 +501,13 @@ impl State<'_> {
                 );
             }
         }
-        // The lease's lag column counts Kafka messages; Kinesis lag is in
-        // the per-shard gauge until the lease carries milliseconds too.
+        // Unknown until every held shard has reported once.
+        let behind = self
+            .held
+            .values()
+            .map(|h| h.millis_behind)
+            .try_fold(0i64, |max, b| b.map(|b| max.max(b)));
         self.replica
-            .publish_gauges(&pipeline.metrics, None, pipeline.bytes);
+            .publish_gauges(&pipeline.metrics, Lag::Millis(behind), pipeline.bytes);
     }
 }

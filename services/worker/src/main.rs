@@ -172,6 +172,7 @@ async fn supervise(
                 report.last_error.as_deref(),
                 ReplicaGauges {
                     lag_messages: report.lag_messages,
+                    lag_millis: report.lag_millis,
                     cpu_seconds: replica.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                     memory_bytes: report.memory_bytes,
                 },
@@ -212,6 +213,7 @@ async fn supervise(
             status: ReplicaStatus::Starting,
             last_error: None,
             lag_messages: None,
+            lag_millis: None,
             memory_bytes: 0,
         }));
         let cpu_nanos = Arc::new(AtomicU64::new(0));

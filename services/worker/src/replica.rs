@@ -21,7 +21,16 @@ pub struct Report {
     pub status: ReplicaStatus,
     pub last_error: Option<String>,
     pub lag_messages: Option<i64>,
+    pub lag_millis: Option<i64>,
     pub memory_bytes: i64,
+}
+
+/// A replica's lag in its source's unit; `None` while unknown.
+pub enum Lag {
+    /// Kafka: messages between the committed offsets and the partitions' ends.
+    Messages(Option<i64>),
+    /// Kinesis: MillisBehindLatest of the replica's furthest-behind shard.
+    Millis(Option<i64>),
 }
 
 /// How often the replica refreshes its lag, memory and CPU gauges.
@@ -81,20 +90,17 @@ impl Replica {
         Ok(())
     }
 
-    /// Publishes the gauges every source reports; `lag` in the source's
-    /// unit (messages for Kafka, milliseconds behind for Kinesis).
-    pub fn publish_gauges(
-        &self,
-        metrics: &crate::pipeline::Metrics,
-        lag: Option<i64>,
-        memory: u64,
-    ) {
+    /// Publishes the gauges every source reports.
+    pub fn publish_gauges(&self, metrics: &crate::pipeline::Metrics, lag: Lag, memory: u64) {
         metrics.memory_bytes.set(memory as f64);
         metrics
             .cpu_seconds
             .set(self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9);
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        report.lag_messages = lag;
+        (report.lag_messages, report.lag_millis) = match lag {
+            Lag::Messages(messages) => (messages, None),
+            Lag::Millis(millis) => (None, millis),
+        };
         report.memory_bytes = memory as i64;
     }
 

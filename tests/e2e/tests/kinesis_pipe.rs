@@ -292,6 +292,12 @@ async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
     .await
     .unwrap();
     assert_eq!(owners, vec![(0, 8, 8)], "one replica read all eight shards");
+    // Lag as MillisBehindLatest: every shard caught up once each has had
+    // its turn after the last record.
+    eventually("lag to reach 0 ms", Duration::from_secs(90), || async {
+        services.metrics(&pipe_id).await["lagMillis"] == 0
+    })
+    .await;
 
     let (status, body) = services
         .call(
@@ -307,5 +313,68 @@ async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
         || async { consumers(&client, &stream).await.is_empty() },
     )
     .await;
+    delete_stream(&client, &stream).await;
+}
+
+/// SIGKILL the worker running both replicas of a fan-out pipe mid-stream:
+/// a new worker takes the replicas over once their leases lapse, takes
+/// every shard lease with a new counter and resumes from the checkpoints.
+/// Nothing is lost; records read but not checkpointed before the kill may
+/// land twice (at-least-once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_replica_loses_nothing() {
+    let clickhouse = ClickHouse::create().await;
+    let mut services = Services::start().await;
+    let client = kinesis().await;
+    let stream = format!("kill-{}", uuid::Uuid::new_v4().simple());
+    create_stream(&client, &stream, 8).await;
+    let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
+    let (first, second) = records.split_at(RECORDS / 2);
+    put_records(&client, &stream, first).await;
+
+    let destination = services.create_destination(&clickhouse).await;
+    services
+        .create_and_start(pipe(&stream, &destination, true, 2))
+        .await;
+    eventually("some records to land", Duration::from_secs(120), || async {
+        landed(&clickhouse).await.1 > 5_000
+    })
+    .await;
+    services.kill_worker();
+    let pool = sqlx::PgPool::connect(&services.db.url).await.unwrap();
+    let counters_at_kill: Vec<(String, i64)> =
+        sqlx::query_as("SELECT shard_id, counter FROM shard_leases ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(counters_at_kill.len(), 8);
+    put_records(&client, &stream, second).await;
+    services.start_worker();
+
+    let bad = bad_count(RECORDS);
+    let good = RECORDS as u64 - bad;
+    eventually(
+        "every record after the kill",
+        Duration::from_secs(240),
+        || async {
+            let (_, distinct, errors) = landed(&clickhouse).await;
+            distinct >= good && errors >= bad
+        },
+    )
+    .await;
+    let (rows, distinct, errors) = landed(&clickhouse).await;
+    println!("after SIGKILL: {rows} rows, {distinct} distinct, {errors} errors");
+    assert_eq!(distinct, good, "no record lost");
+    let counters_after: Vec<(String, i64)> =
+        sqlx::query_as("SELECT shard_id, counter FROM shard_leases ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for ((shard, before), (_, after)) in counters_at_kill.iter().zip(&counters_after) {
+        assert!(
+            after > before,
+            "{shard} was taken over: counter {before} → {after}"
+        );
+    }
     delete_stream(&client, &stream).await;
 }

@@ -294,6 +294,13 @@ async fn get_metrics(
         .map(|r| r.lag_messages)
         .sum::<Option<i64>>()
         .filter(|_| !replicas.is_empty());
+    // Shards are read in parallel: the pipe is as far behind as its
+    // furthest-behind replica, once every replica knows.
+    let lag_millis = replicas
+        .iter()
+        .map(|r| r.lag_millis)
+        .try_fold(0i64, |max, l| l.map(|l| max.max(l)))
+        .filter(|_| !replicas.is_empty());
     Ok(Json(PipeMetrics {
         fetched_events: c.fetched_events,
         fetched_bytes: c.fetched_bytes,
@@ -301,6 +308,7 @@ async fn get_metrics(
         sent_bytes: c.sent_bytes,
         errors: c.errors,
         lag_messages,
+        lag_millis,
         replicas,
         updated_at,
     }))

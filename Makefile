@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SLUICE_CACHE_DIR ?= $(HOME)/.cache/sluice
 export CARGO_TARGET_DIR ?= $(SLUICE_CACHE_DIR)/target
 
-.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka bench-json
+.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka bench-kinesis bench-json
 
 help:
 	@echo "make dev           install what is missing, start the local stack, print where to go"
@@ -17,6 +17,7 @@ help:
 	@echo "make openapi       regenerate openapi/openapi.json from the code"
 	@echo "make sqlx-prepare  regenerate the sqlx offline query metadata"
 	@echo "make bench-kafka   the Kafka benchmark (docs/benchmarks.md)"
+	@echo "make bench-kinesis polling and fan-out: throughput, latency, shard waits (docs/benchmarks.md)"
 	@echo "make bench-json    JSON parsers compared (docs/benchmarks.md)"
 
 dev:
@@ -46,6 +47,12 @@ bench-kafka:
 	cargo build --release --bins
 	python3 -c "import confluent_kafka" 2>/dev/null || pip install --quiet confluent-kafka
 	python3 bench/kafka.py
+
+bench-kinesis:
+	scripts/stack.sh up postgres clickhouse kinesis
+	cargo build --release --bins
+	python3 -c "import boto3" 2>/dev/null || pip install --quiet boto3
+	python3 bench/kinesis.py
 
 # Which JSON parser: serde_json vs simd-json vs sonic-rs on the benchmark's messages.
 bench-json:

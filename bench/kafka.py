@@ -23,24 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from common import Sluice, append_results, ch, clickhouse_pid, count, cpu_seconds, peak_rss_mb
+
 N = int(os.environ.get("SLUICE_BENCH_MESSAGES", "1000000"))
 PARTITIONS = 4
 KAFKA = f"127.0.0.1:{os.environ.get('SLUICE_KAFKA_PORT', '19092')}"
-CH = f"http://127.0.0.1:{os.environ.get('SLUICE_CH_HTTP_PORT', '18123')}"
 CH_TCP = os.environ.get("SLUICE_CH_TCP_PORT", "19000")
-PG = f"postgres://postgres@127.0.0.1:{os.environ.get('SLUICE_PG_PORT', '54320')}"
-STACK = os.environ.get("SLUICE_STACK_DIR", os.path.join(ROOT, ".dev"))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-TICK = os.sysconf("SC_CLK_TCK")
 
 COLUMNS = [
     ("id", "UInt64"), ("ts", "DateTime"), ("user", "String"), ("country", "String"),
@@ -60,39 +53,9 @@ def message(i):
     }).encode()
 
 
-def ch(sql, data=None):
-    request = urllib.request.Request(f"{CH}/?query={urllib.parse.quote(sql)}", data=data, method="POST")
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return response.read().decode()
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def peak_rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def clickhouse_pid():
-    with open(os.path.join(STACK, "pids", "clickhouse.pid")) as f:
-        return int(f.read().split()[0])
-
-
 def create_table(name):
     columns = ", ".join(f"`{n}` {t}" for n, t in COLUMNS)
     ch(f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree() ORDER BY id")
-
-
-def count(table):
-    try:
-        return int(ch(f"SELECT count() FROM {table}").strip())
-    except Exception:
-        return 0
 
 
 def result(contender, seconds, total_bytes, client_cpu, server_cpu, rss):
@@ -165,54 +128,25 @@ def clickhouse_client(rows_path, total_bytes):
 
 
 def sluice(topic, total_bytes):
-    db = "bench_" + uuid.uuid4().hex
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
-    key = f"sk{uuid.uuid4().hex[:20]}.{uuid.uuid4().hex}{uuid.uuid4().hex}"
-    port = 28500 + random.randint(0, 400)
-    env = dict(os.environ, SLUICE_DATABASE_URL=f"{PG}/{db}", SLUICE_API_ADDR=f"127.0.0.1:{port}",
-               SLUICE_MASTER_KEY_FILE=os.path.join(tempfile.mkdtemp(), "master.key"),
-               SLUICE_BOOTSTRAP_ADMIN_KEY=key, RUST_LOG="warn")
-    binary = lambda name: os.path.join(TARGET, "release", name)
-    api = subprocess.Popen([binary("sluice-api")], env=env)
-    scheduler = subprocess.Popen([binary("sluice-scheduler")], env=env)
-    worker = None
-    try:
-        def call(method, path, body=None):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                             data=json.dumps(body).encode() if body else None,
-                                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        for _ in range(100):
-            try:
-                call("GET", "/v1/pipes")
-                break
-            except Exception:
-                time.sleep(0.1)
-        dest = call("POST", "/v1/destinations", {"name": "bench", "url": CH, "database": "default"})["id"]
-        pipe = call("POST", "/v1/pipes", {
+    with Sluice() as stack:
+        dest = stack.destination()
+        pipe = stack.call("POST", "/v1/pipes", {
             "name": "bench", "source": {"kafka": {"brokers": KAFKA, "topics": [topic]}},
             "destination": {"destinationId": dest, "table": "bench_sluice", "managedTable": True,
                             "tableDefinition": {"sortingKey": ["id"]},
                             "columns": [{"name": n, "type": t} for n, t in COLUMNS]},
             "scaling": {"replicas": 1, "replicaSize": "L"},
         })["id"]
-        worker = subprocess.Popen([binary("sluice-worker")], env=env)
+        worker = stack.start_worker()
         server = clickhouse_pid()
         server_cpu = cpu_seconds(server)
         start = time.time()
-        call("PATCH", f"/v1/pipes/{pipe}/state", {"command": "start"})
+        stack.call("PATCH", f"/v1/pipes/{pipe}/state", {"command": "start"})
         while count("bench_sluice") < N:
             time.sleep(0.2)
         seconds = time.time() - start
-        line = result("sluice", seconds, total_bytes, cpu_seconds(worker.pid),
+        return result("sluice", seconds, total_bytes, cpu_seconds(worker.pid),
                       cpu_seconds(server) - server_cpu, peak_rss_mb(worker.pid))
-        return line
-    finally:
-        for process in (worker, scheduler, api):
-            if process:
-                process.terminate()
-                process.wait()
 
 
 def python_consumer(topic, total_bytes):
@@ -256,10 +190,7 @@ def main():
     lines = [noop_consumer(topic, total_bytes), clickhouse_client(rows_path, total_bytes),
              sluice(topic, total_bytes), python_consumer(topic, total_bytes)]
     os.unlink(rows_path)
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "kafka.jsonl"), "a") as out:
-        for line in lines:
-            out.write(json.dumps(dict(line, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))) + "\n")
+    append_results("kafka.jsonl", lines)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ use aws_sdk_kinesis::types::{
 };
 use tokio::sync::mpsc;
 
-use crate::reader::{describe, jitter, record_from, ShardEvent, ShardReader, StartAt, Tagged};
+use crate::reader::{describe, jitter, user_records, ShardEvent, ShardReader, StartAt, Tagged};
 
 /// The consumer a pipe registers on its stream. Stable, so every replica
 /// of the pipe and every restart find the same one.
@@ -32,6 +32,11 @@ pub fn consumer_name(pipe_id: impl std::fmt::Display) -> String {
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(120);
 const MIN_SUBSCRIBE_GAP: Duration = Duration::from_millis(1100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often a caught-up subscription checks, by one GetRecords call,
+/// whether its shard was closed. AWS ends the subscription to a closed
+/// shard with its child shards; emulators may not, and a shard whose end
+/// goes unnoticed keeps its children from ever being read.
+const END_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Consecutive subscriptions that fail before delivering anything, after
 /// which the reader gives up and lets the replica count the failure.
 const MAX_FAILED_SUBSCRIPTIONS: u32 = 8;
@@ -379,6 +384,7 @@ impl ShardReader {
         tracing::debug!(shard = %self.shard_id, ?position, "subscribed");
         let mut events = output.event_stream;
         let mut delivered = false;
+        let mut end_checked: Option<Instant> = None;
         loop {
             let event = match events.recv().await {
                 Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) => event,
@@ -410,9 +416,10 @@ impl ShardReader {
                     };
                 }
             };
-            let records: Vec<_> = event.records.into_iter().map(record_from).collect();
-            let at_end = event.continuation_sequence_number.is_empty()
+            let records = user_records(event.records);
+            let mut at_end = event.continuation_sequence_number.is_empty()
                 && event.child_shards.as_ref().is_some_and(|c| !c.is_empty());
+            let caught_up = records.is_empty() && event.millis_behind_latest == 0;
             resume.delivered(
                 records.last().map(|r| r.sequence_number.as_str()),
                 &event.continuation_sequence_number,
@@ -428,6 +435,16 @@ impl ShardReader {
             };
             if tx.send(tagged).await.is_err() {
                 return Ended::ReceiverGone;
+            }
+            if caught_up && !at_end && end_checked.is_none_or(|t| t.elapsed() >= END_CHECK_INTERVAL)
+            {
+                end_checked = Some(Instant::now());
+                match self.ended_after(&resume.position()).await {
+                    Ok(ended) => at_end = ended,
+                    Err(e) => {
+                        tracing::debug!(shard = %self.shard_id, error = %e, "checking for the shard's end failed")
+                    }
+                }
             }
             if at_end {
                 return Ended::ShardEnd;

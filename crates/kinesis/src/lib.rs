@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod fanout;
+pub mod kpl;
 pub mod leases;
 pub mod reader;
 pub mod schedule;

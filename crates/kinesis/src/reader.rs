@@ -90,6 +90,23 @@ impl ShardReader {
         Ok(response.shard_iterator)
     }
 
+    /// Whether the shard is closed and has no record after `start`: the
+    /// service gives no next iterator there.
+    pub(crate) async fn ended_after(&self, start: &StartAt) -> Result<bool, String> {
+        let Some(iterator) = self.iterator(start).await? else {
+            return Ok(true);
+        };
+        let response = self
+            .client
+            .get_records()
+            .shard_iterator(iterator)
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| format!("GetRecords {}: {}", self.shard_id, describe(&e)))?;
+        Ok(response.records.is_empty() && response.next_shard_iterator.is_none())
+    }
+
     /// Reads until the shard ends, the receiver goes away, or an error the
     /// reader cannot handle (reported as `ShardEvent::Failed`).
     pub async fn poll(self, start: StartAt, tx: mpsc::Sender<Tagged>) {
@@ -145,8 +162,7 @@ impl ShardReader {
             };
             backoff = BUSY_POLL;
             let behind = response.millis_behind_latest;
-            let records: Vec<KinesisRecord> =
-                response.records.into_iter().map(record_from).collect();
+            let records = user_records(response.records);
             let idle = records.is_empty();
             if let Some(record) = records.last() {
                 last = Some(record.sequence_number.clone());
@@ -176,7 +192,16 @@ impl ShardReader {
     }
 }
 
-pub(crate) fn record_from(r: aws_sdk_kinesis::types::Record) -> KinesisRecord {
+/// The user records of a response: KPL aggregates unpacked.
+pub(crate) fn user_records(records: Vec<aws_sdk_kinesis::types::Record>) -> Vec<KinesisRecord> {
+    records
+        .into_iter()
+        .map(record_from)
+        .flat_map(crate::kpl::deaggregate)
+        .collect()
+}
+
+fn record_from(r: aws_sdk_kinesis::types::Record) -> KinesisRecord {
     KinesisRecord {
         partition_key: r.partition_key.unwrap_or_default(),
         sequence_number: r.sequence_number,

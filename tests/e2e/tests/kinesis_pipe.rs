@@ -96,13 +96,31 @@ async fn a_polling_pipe_lands_every_record() {
     create_stream(&client, &stream, 8).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     put_records(&client, &stream, &records).await;
+    // And 100 more as the Kinesis Producer Library writes them: ten
+    // Kinesis records of ten user records each.
+    let aggregated: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|a| {
+            let users: Vec<(String, Vec<u8>)> =
+                (0..10).map(|j| record(RECORDS + a * 10 + j)).collect();
+            let borrowed: Vec<(&str, &[u8])> = users
+                .iter()
+                .map(|(k, d)| (k.as_str(), d.as_slice()))
+                .collect();
+            (
+                format!("aggregate-{a}"),
+                sluice_kinesis::kpl::aggregate(&borrowed),
+            )
+        })
+        .collect();
+    put_records(&client, &stream, &aggregated).await;
+    let total = RECORDS + 100;
 
     let destination = services.create_destination(&clickhouse).await;
     let pipe_id = services
         .create_and_start(pipe(&stream, &destination, false, 2))
         .await;
-    let bad = bad_count(RECORDS);
-    let good = RECORDS as u64 - bad;
+    let bad = bad_count(total);
+    let good = total as u64 - bad;
     eventually("every record", Duration::from_secs(240), || async {
         let (_, distinct, errors) = landed(&clickhouse).await;
         distinct >= good && errors >= bad
@@ -116,14 +134,16 @@ async fn a_polling_pipe_lands_every_record() {
     assert_eq!(errors, bad, "every bad record is in the error table");
 
     // Virtual columns: the partition key, the arrival time, the raw record,
-    // the stream and a distinct sequence number per record.
+    // the stream and a sequence number per Kinesis record (the 99 good
+    // user records of the ten aggregates share their carriers' ten).
     let check = clickhouse
         .query(&format!("SELECT countIf(partition_key = key), countIf(arrived > toDateTime('2020-01-01 00:00:00')), countIf(raw LIKE '{{%}}'), countIf(stream = '{stream}'), uniqExact(sequence), countIf(length(sequence) >= 20) FROM events FORMAT TSV"))
         .await
         .unwrap();
+    let sequences = good - 99 + 10;
     assert_eq!(
         check.trim(),
-        format!("{good}\t{good}\t{good}\t{good}\t{good}\t{good}")
+        format!("{good}\t{good}\t{good}\t{good}\t{sequences}\t{good}")
     );
     let error = clickhouse
         .query("SELECT error_code, source LIKE concat('%', 'shardId-%/%'), key FROM events_sluice_errors ORDER BY key LIMIT 1 FORMAT TSV")
@@ -151,6 +171,17 @@ async fn a_polling_pipe_lands_every_record() {
 /// plan's tests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resharding_mid_stream_loses_nothing() {
+    reshard_mid_stream(false).await;
+}
+
+/// The same under enhanced fan-out: a subscription to a closed shard ends
+/// with its child shards, and the children are subscribed to in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resharding_under_fan_out_loses_nothing() {
+    reshard_mid_stream(true).await;
+}
+
+async fn reshard_mid_stream(fan_out: bool) {
     let clickhouse = ClickHouse::create().await;
     let services = Services::start().await;
     let client = kinesis().await;
@@ -162,7 +193,7 @@ async fn resharding_mid_stream_loses_nothing() {
 
     let destination = services.create_destination(&clickhouse).await;
     services
-        .create_and_start(pipe(&stream, &destination, false, 1))
+        .create_and_start(pipe(&stream, &destination, fan_out, 1))
         .await;
     eventually("some records to land", Duration::from_secs(120), || async {
         landed(&clickhouse).await.1 > 1000
@@ -214,7 +245,7 @@ async fn resharding_mid_stream_loses_nothing() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rows, distinct, errors) = landed(&clickhouse).await;
-    println!("resharding: {rows} rows, {distinct} distinct, {errors} errors");
+    println!("resharding (fan-out {fan_out}): {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "no record lost");
     assert_eq!(errors, bad);
     delete_stream(&client, &stream).await;

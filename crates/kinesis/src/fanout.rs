@@ -278,6 +278,16 @@ impl Resume {
             (None, None) => self.start.clone(),
         }
     }
+
+    /// Where to look for more records with GetRecords: a continuation is
+    /// not always a record's sequence number, which AFTER_SEQUENCE_NUMBER
+    /// iterators need.
+    pub fn records_position(&self) -> StartAt {
+        match &self.last_record {
+            Some(last) => StartAt::After(last.clone()),
+            None => self.start.clone(),
+        }
+    }
 }
 
 enum Ended {
@@ -439,7 +449,7 @@ impl ShardReader {
             if caught_up && !at_end && end_checked.is_none_or(|t| t.elapsed() >= END_CHECK_INTERVAL)
             {
                 end_checked = Some(Instant::now());
-                match self.ended_after(&resume.position()).await {
+                match self.ended_after(&resume.records_position()).await {
                     Ok(ended) => at_end = ended,
                     Err(e) => {
                         tracing::debug!(shard = %self.shard_id, error = %e, "checking for the shard's end failed")
@@ -487,6 +497,10 @@ mod tests {
         // An empty heartbeat later does not move past the last record.
         resume.delivered(None, "110");
         assert_eq!(resume.position(), StartAt::After("105".into()));
+        assert_eq!(resume.records_position(), StartAt::After("105".into()));
+        let mut fresh = Resume::new(StartAt::TrimHorizon);
+        fresh.delivered(None, "100");
+        assert_eq!(fresh.records_position(), StartAt::TrimHorizon);
     }
 
     #[test]

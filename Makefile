@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export SLUICE_CACHE_DIR ?= $(HOME)/.cache/sluice
 export CARGO_TARGET_DIR ?= $(SLUICE_CACHE_DIR)/target
 
-.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka bench-kinesis bench-json
+.PHONY: help dev stop status test openapi sqlx-prepare fmt bench-kafka bench-kinesis bench-json bench-scheduler
 
 help:
 	@echo "make dev           install what is missing, start the local stack, print where to go"
@@ -18,6 +18,7 @@ help:
 	@echo "make sqlx-prepare  regenerate the sqlx offline query metadata"
 	@echo "make bench-kafka   the Kafka benchmark (docs/benchmarks.md)"
 	@echo "make bench-kinesis polling and fan-out: throughput, latency, shard waits (docs/benchmarks.md)"
+	@echo "make bench-scheduler placement simulated: 10,000 pipes on 1,000 workers (docs/benchmarks.md)"
 	@echo "make bench-json    JSON parsers compared (docs/benchmarks.md)"
 
 dev:
@@ -57,3 +58,7 @@ bench-kinesis:
 # Which JSON parser: serde_json vs simd-json vs sonic-rs on the benchmark's messages.
 bench-json:
 	cargo run --release --quiet -p sluice-bench-json
+
+# Placement and reconcile in memory (no services): see bench/scheduler.
+bench-scheduler:
+	cargo run --release --quiet -p sluice-bench-scheduler

@@ -5,6 +5,7 @@
 
 pub mod batching;
 pub mod destination;
+pub mod placement;
 pub mod secret;
 pub mod settings;
 pub mod size;

@@ -13,9 +13,11 @@ use sluice_model::{KafkaAuthentication, KafkaSource, OffsetStrategy, ReplicaSize
 #[error("the pipe's Kafka credentials are incomplete: {0}")]
 pub struct ConfigError(pub String);
 
-/// How long the broker keeps a silent member in the group. Shorter than
-/// the worker's replica lease, see `consumer_settings`.
-pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the broker keeps a silent member in the group. A dead worker's
+/// replicas move only after it has been silent for the scheduler's
+/// `WORKER_SILENCE` (checked in the worker), so the new member joins after
+/// the dead one left: see `consumer_settings`.
+pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
 /// The settings, as librdkafka's key/value pairs. Secrets are included, so
 /// never log the result.
@@ -61,21 +63,22 @@ pub fn consumer_settings(
     // top of the batch: 16 MiB keeps the pipeline fed (a quarter second at
     // 60 MB/s) without eating the batch budget.
     s.insert("queued.max.messages.kbytes", "16384".into());
-    // Shorter than the worker's 15 s replica lease, so by the time another
-    // worker takes over a dead worker's replica, the broker has already
-    // dropped the dead member from the group and the newcomer's join starts a
-    // fresh rebalance. With a longer timeout the newcomer joins while the
-    // dead member still "owns" its partitions, and some brokers (tansu 0.6)
-    // never rebalance after expiring it. 10 s is the broker-side minimum's
-    // comfortable side (group.min.session.timeout.ms defaults to 6 s);
-    // heartbeats come from librdkafka's own thread, so long inserts do not
-    // starve them.
-    // Consumer lag and fetch-queue size for the replica's metrics.
-    s.insert("statistics.interval.ms", "5000".into());
+    // Shorter than the time the scheduler waits before moving a dead
+    // worker's replicas, so by then the broker has already dropped the dead
+    // member from the group and the newcomer's join starts a fresh
+    // rebalance. With a longer timeout the newcomer joins while the dead
+    // member still "owns" its partitions, and some brokers (tansu 0.6)
+    // never rebalance after expiring it. 6 s is the broker-side default
+    // minimum (group.min.session.timeout.ms); a heartbeat every 2 s leaves
+    // two to lose. Heartbeats come from librdkafka's own thread, so long
+    // inserts do not starve them.
     s.insert(
         "session.timeout.ms",
         SESSION_TIMEOUT.as_millis().to_string(),
     );
+    s.insert("heartbeat.interval.ms", "2000".into());
+    // Consumer lag and fetch-queue size for the replica's metrics.
+    s.insert("statistics.interval.ms", "5000".into());
     // Inserts are retried while ClickHouse is down; stay in the group through
     // long retries (the batch is bounded, the wait is not).
     s.insert("max.poll.interval.ms", "900000".into());

@@ -18,8 +18,13 @@
 //! converges: placing its own result again moves nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use uuid::Uuid;
+
+/// A worker not heard from for this long is dead: the scheduler moves its
+/// replicas (under new epochs).
+pub const WORKER_SILENCE: Duration = Duration::from_secs(10);
 
 /// A live worker as placement sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

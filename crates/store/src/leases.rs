@@ -1,6 +1,6 @@
 //! Replica leases: which worker runs which replica of which pipe, fenced by
-//! an epoch. The scheduler issue will own placement; until then workers
-//! claim free replicas themselves through `claim_replica`.
+//! an epoch. The scheduler writes them (`assign_replica`, a new epoch on
+//! every move); workers run what is assigned to them and renew it.
 
 use std::time::Duration;
 
@@ -60,6 +60,17 @@ pub struct ReplicaReport {
     pub gauges: ReplicaGauges,
 }
 
+/// A replica lease as placement reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedReplica {
+    pub pipe_id: Uuid,
+    pub replica: i32,
+    pub worker_id: Uuid,
+    pub epoch: i64,
+    pub generation: i64,
+    pub live: bool,
+}
+
 /// What the leases of one pipe say, for the scheduler's observations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaSummary {
@@ -70,41 +81,89 @@ pub struct ReplicaSummary {
 }
 
 impl Store {
-    /// Claims one free (or expired) replica of a live pipe, preferring pipes
-    /// this worker runs no replica of, so replicas spread over workers.
-    pub async fn claim_replica(&self, worker_id: Uuid, ttl: Duration) -> Result<Option<Lease>> {
-        let lease = sqlx::query_as!(
-            Lease,
-            r#"WITH candidate AS (
-                   SELECT p.id AS pipe_id, r.replica, p.generation
-                   FROM pipes p
-                   CROSS JOIN LATERAL generate_series(
-                       0, LEAST(GREATEST(COALESCE((p.spec -> 'scaling' ->> 'replicas')::int, 1), 1), 10) - 1
-                   ) AS r(replica)
-                   LEFT JOIN replica_leases l ON l.pipe_id = p.id AND l.replica = r.replica
-                   WHERE p.state IN ('Provisioning', 'Running', 'Degraded')
-                     AND (l.pipe_id IS NULL OR l.expires_at < now())
-                   ORDER BY EXISTS (SELECT 1 FROM replica_leases mine
-                                    WHERE mine.pipe_id = p.id AND mine.worker_id = $1
-                                      AND mine.expires_at > now()),
-                            p.id, r.replica
-                   LIMIT 1
-               )
-               INSERT INTO replica_leases (pipe_id, replica, worker_id, epoch, generation, expires_at)
-               SELECT pipe_id, replica, $1, 1, generation, now() + make_interval(secs => $2)
-               FROM candidate
-               ON CONFLICT (pipe_id, replica) DO UPDATE
-                   SET worker_id = $1, epoch = replica_leases.epoch + 1,
-                       generation = EXCLUDED.generation, expires_at = EXCLUDED.expires_at,
-                       status = 'starting', last_error = NULL, updated_at = now()
-                   WHERE replica_leases.expires_at < now()
-               RETURNING pipe_id, replica, epoch, generation"#,
-            worker_id,
-            ttl.as_secs_f64()
+    /// Every replica lease: where each replica runs or last ran.
+    pub async fn replica_placements(&self) -> Result<Vec<PlacedReplica>> {
+        let rows = sqlx::query_as!(
+            PlacedReplica,
+            r#"SELECT pipe_id, replica, worker_id, epoch, generation,
+                      expires_at > now() AS "live!"
+               FROM replica_leases ORDER BY pipe_id, replica"#
         )
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(lease)
+        Ok(rows)
+    }
+
+    /// Gives a replica to a worker under a new epoch: whoever held it can
+    /// no longer renew, report or commit under the old one. `expected`
+    /// is the epoch the scheduler saw (None: no lease yet); false when the
+    /// lease changed meanwhile (the next reconcile sees the new state).
+    pub async fn assign_replica(
+        &self,
+        pipe_id: Uuid,
+        replica: i32,
+        worker_id: Uuid,
+        generation: i64,
+        expected: Option<i64>,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let done = match expected {
+            None => sqlx::query!(
+                "INSERT INTO replica_leases (pipe_id, replica, worker_id, epoch, generation, expires_at)
+                 VALUES ($1, $2, $3, 1, $4, now() + make_interval(secs => $5))
+                 ON CONFLICT (pipe_id, replica) DO NOTHING",
+                pipe_id,
+                replica,
+                worker_id,
+                generation,
+                ttl.as_secs_f64()
+            )
+            .execute(&self.pool)
+            .await?,
+            Some(epoch) => sqlx::query!(
+                "UPDATE replica_leases
+                 SET worker_id = $3, epoch = epoch + 1, generation = $4,
+                     expires_at = now() + make_interval(secs => $6),
+                     status = 'starting', last_error = NULL, updated_at = now()
+                 WHERE pipe_id = $1 AND replica = $2 AND epoch = $5",
+                pipe_id,
+                replica,
+                worker_id,
+                generation,
+                epoch,
+                ttl.as_secs_f64()
+            )
+            .execute(&self.pool)
+            .await?,
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether the lease is still held under its epoch.
+    pub async fn lease_held(&self, lease: &Lease) -> Result<bool> {
+        let row = sqlx::query!(
+            r#"SELECT EXISTS (SELECT 1 FROM replica_leases
+                              WHERE pipe_id = $1 AND replica = $2 AND epoch = $3) AS "held!""#,
+            lease.pipe_id,
+            lease.replica,
+            lease.epoch
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.held)
+    }
+
+    /// The replicas assigned to a worker, to start those it does not run.
+    pub async fn assigned_replicas(&self, worker_id: Uuid) -> Result<Vec<Lease>> {
+        let rows = sqlx::query_as!(
+            Lease,
+            "SELECT pipe_id, replica, epoch, generation FROM replica_leases
+             WHERE worker_id = $1 ORDER BY pipe_id, replica",
+            worker_id
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     /// Extends a lease and records the replica's status; false when the

@@ -19,11 +19,13 @@ use sqlx::PgPool;
 pub use crypto::{Cipher, CryptoError, KeyError};
 pub use destinations::DestinationRecord;
 pub use keys::{ApiKeyRecord, NewApiKey, Role};
-pub use leases::{Lease, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary};
+pub use leases::{
+    Lease, PlacedReplica, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary,
+};
 pub use metrics::PipeCounters;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use shards::ShardLeaseRecord;
-pub use workers::Leadership;
+pub use workers::{Leadership, WorkerRecord, WorkerReplica};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -76,6 +76,28 @@ pub struct EventRecord {
     pub message: String,
 }
 
+struct EventRow {
+    id: i64,
+    pipe_id: Uuid,
+    at: DateTime<Utc>,
+    level: String,
+    kind: String,
+    message: String,
+}
+
+impl From<EventRow> for EventRecord {
+    fn from(r: EventRow) -> Self {
+        EventRecord {
+            id: r.id,
+            pipe_id: r.pipe_id,
+            at: r.at,
+            level: EventLevel::parse(&r.level),
+            kind: r.kind,
+            message: r.message,
+        }
+    }
+}
+
 /// A change to a pipe, applied only if nobody changed it in between.
 pub struct PipeUpdate {
     /// The new spec, with its secrets in place; `None` keeps the stored one.
@@ -321,7 +343,8 @@ impl Store {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Page<EventRecord, i64>> {
-        let rows = sqlx::query!(
+        let rows = sqlx::query_as!(
+            EventRow,
             "SELECT id, pipe_id, at, level, kind, message FROM pipe_events
              WHERE pipe_id = $1 AND ($2::bigint IS NULL OR id < $2)
              ORDER BY id DESC LIMIT $3",
@@ -331,18 +354,26 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        let items = rows
-            .into_iter()
-            .map(|r| EventRecord {
-                id: r.id,
-                pipe_id: r.pipe_id,
-                at: r.at,
-                level: EventLevel::parse(&r.level),
-                kind: r.kind,
-                message: r.message,
-            })
-            .collect();
+        let items = rows.into_iter().map(EventRecord::from).collect();
         Ok(Page::from_rows(items, limit, |e| e.id))
+    }
+
+    /// The newest event of a kind (e.g. the last scheduling decision).
+    pub async fn latest_pipe_event(
+        &self,
+        pipe_id: Uuid,
+        kind: &str,
+    ) -> Result<Option<EventRecord>> {
+        let row = sqlx::query_as!(
+            EventRow,
+            "SELECT id, pipe_id, at, level, kind, message FROM pipe_events
+             WHERE pipe_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+            pipe_id,
+            kind
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(EventRecord::from))
     }
 
     pub async fn pipe_counts_by_state(&self) -> Result<Vec<(String, i64)>> {

@@ -1,6 +1,28 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRecord {
+    pub id: Uuid,
+    pub hostname: String,
+    pub millicpu: i32,
+    pub memory_mib: i64,
+    pub draining: bool,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerReplica {
+    pub worker_id: Uuid,
+    pub pipe_id: Uuid,
+    pub replica: i32,
+    pub status: String,
+    pub replica_size: String,
+}
 
 impl Store {
     /// Registers a worker or refreshes its heartbeat.
@@ -22,6 +44,44 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Workers heard from within `silence`: the fleet placement uses.
+    pub async fn live_workers(&self, silence: Duration) -> Result<Vec<WorkerRecord>> {
+        let rows = sqlx::query_as!(
+            WorkerRecord,
+            "SELECT id, hostname, millicpu, memory_mib, draining, heartbeat_at FROM workers
+             WHERE heartbeat_at > now() - make_interval(secs => $1) ORDER BY id",
+            silence.as_secs_f64()
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Marks a worker as draining: the scheduler moves its replicas away
+    /// and gives it no new ones. False when no such worker is registered.
+    pub async fn drain_worker(&self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query!("UPDATE workers SET draining = true WHERE id = $1", id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The live replicas on each worker, with their pipe's replica size
+    /// (as stored, e.g. `XS`), for the workers view.
+    pub async fn replicas_by_worker(&self) -> Result<Vec<WorkerReplica>> {
+        let rows = sqlx::query_as!(
+            WorkerReplica,
+            r#"SELECT l.worker_id, l.pipe_id, l.replica, l.status,
+                      COALESCE(p.spec -> 'scaling' ->> 'replicaSize', 'XS') AS "replica_size!"
+               FROM replica_leases l JOIN pipes p ON p.id = l.pipe_id
+               WHERE l.expires_at > now()
+               ORDER BY l.worker_id, l.pipe_id, l.replica"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
     }
 
     pub async fn deregister_worker(&self, id: Uuid) -> Result<()> {

@@ -75,6 +75,7 @@ fn prometheus() -> PrometheusHandle {
         (name = "pipes", description = "Pipes from a Kafka topic or Kinesis stream into a ClickHouse table"),
         (name = "destinations", description = "ClickHouse endpoints"),
         (name = "keys", description = "API keys (admin only)"),
+        (name = "workers", description = "The worker fleet: capacity, use, replicas, draining"),
         (name = "system", description = "Health, readiness, metrics")
     )
 )]
@@ -116,6 +117,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::destinations::router())
         .merge(routes::keys::router())
         .merge(routes::system::router())
+        .merge(routes::workers::router())
 }
 
 /// The OpenAPI document, as checked in at `openapi/openapi.json`.

@@ -47,10 +47,58 @@ pub struct PipeStatus {
     /// Where the pipe is.
     pub state: PipeState,
     pub replicas: ReplicaCounts,
+    /// Where each live replica runs, as its worker last reported it.
+    pub placements: Vec<ReplicaPlacement>,
+    /// The scheduler's last placement of one of the pipe's replicas, with
+    /// its reason (all of them are in the pipe's events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_scheduling_decision: Option<SchedulingDecision>,
     pub generation: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<LastError>,
     pub state_changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaPlacement {
+    pub replica: i32,
+    pub worker_id: Uuid,
+    /// `starting`, `running`, `retrying` or `failed`.
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingDecision {
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A worker of the fleet and what runs on it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Worker {
+    pub id: Uuid,
+    pub hostname: String,
+    /// Capacity it registered with.
+    pub millicpu: i32,
+    pub memory_mib: i64,
+    /// What its replicas' sizes ask for.
+    pub used_millicpu: u32,
+    pub used_memory_mib: u64,
+    /// Being drained: its replicas move away, it takes no new ones.
+    pub draining: bool,
+    pub heartbeat_at: DateTime<Utc>,
+    pub replicas: Vec<WorkerReplica>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerReplica {
+    pub pipe_id: Uuid,
+    pub replica: i32,
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -81,6 +129,8 @@ impl From<PipeRecord> for PipeStatus {
                 desired,
                 ready: u32::try_from(r.ready_replicas).unwrap_or(0),
             },
+            placements: Vec::new(),
+            last_scheduling_decision: None,
             generation: r.generation,
             last_error: r
                 .last_error

@@ -1633,3 +1633,44 @@ async fn the_first_admin_key_is_created_once() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn workers_are_listed_and_drained_by_an_admin() {
+    let api = TestApi::start().await;
+    let worker = uuid::Uuid::now_v7();
+    api.store
+        .heartbeat_worker(worker, "node-1", 2000, 8192)
+        .await
+        .unwrap();
+    let viewer = api.create_key("viewer").await;
+    let reply = api.call_as(&viewer, Method::GET, "/v1/workers", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let listed: Value = serde_json::from_str(&reply.text).unwrap();
+    let me = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == worker.to_string())
+        .expect("the worker is listed");
+    assert_eq!(me["millicpu"], 2000);
+    assert_eq!(me["usedMillicpu"], 0);
+    assert_eq!(me["draining"], false);
+    assert_eq!(me["replicas"], json!([]));
+
+    let path = format!("/v1/workers/{worker}/drain");
+    let developer = api.create_key("developer").await;
+    let reply = api.call_as(&developer, Method::POST, &path, None).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
+    let reply = api.call(Method::POST, &path, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let drained: Value = serde_json::from_str(&reply.text).unwrap();
+    assert_eq!(drained["draining"], true);
+    let unknown = format!("/v1/workers/{}/drain", uuid::Uuid::now_v7());
+    let reply = api.call(Method::POST, &unknown, None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text);
+    assert_eq!(reply.content_type, "application/problem+json");
+    let reply = api
+        .call(Method::POST, "/v1/workers/not-a-uuid/drain", None)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+}

@@ -7,12 +7,119 @@
 //! removed). Placement and autoscaling grow here. One scheduler is active at
 //! a time (a Postgres advisory lock); others wait as standbys.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use sluice_model::placement::{place, ReplicaDemand, WorkerCapacity, WORKER_SILENCE};
 use sluice_model::{Observation, PipeState, Transition};
-use sluice_store::{EventLevel, NewEvent, Store};
+use sluice_store::{EventLevel, NewEvent, PlacedReplica, Store};
+use uuid::Uuid;
 
 const TICK: Duration = Duration::from_secs(1);
+/// A new assignment's lease lasts this long before the worker first renews
+/// it; the worker's own renewals use the same span.
+const ASSIGNMENT_TTL: Duration = Duration::from_secs(15);
+
+/// Places every replica of every live pipe on the live workers
+/// (`sluice_model::placement`) and writes the moves as leases under new
+/// epochs. Each move is recorded as a pipe event with its reason.
+async fn place_replicas(store: &Store) -> anyhow::Result<()> {
+    let workers = store.live_workers(WORKER_SILENCE).await?;
+    let live: HashMap<Uuid, bool> = workers.iter().map(|w| (w.id, w.draining)).collect();
+    let leases: HashMap<(Uuid, i32), PlacedReplica> = store
+        .replica_placements()
+        .await?
+        .into_iter()
+        .map(|l| ((l.pipe_id, l.replica), l))
+        .collect();
+    let mut pipes = Vec::new();
+    for state in [
+        PipeState::Provisioning,
+        PipeState::Running,
+        PipeState::Degraded,
+    ] {
+        pipes.extend(store.pipes_in_state(state).await?);
+    }
+    let generations: HashMap<Uuid, i64> = pipes.iter().map(|p| (p.id, p.generation)).collect();
+    let mut demands = Vec::new();
+    for pipe in &pipes {
+        let size = pipe.spec.scaling.replica_size;
+        for replica in 0..pipe.spec.scaling.replicas.min(i32::MAX as u32) as i32 {
+            let current = leases
+                .get(&(pipe.id, replica))
+                .map(|l| l.worker_id)
+                .filter(|w| live.contains_key(w));
+            demands.push(ReplicaDemand {
+                pipe: pipe.id,
+                replica,
+                millicpu: size.millicpu(),
+                memory_mib: size.memory_mib(),
+                current,
+            });
+        }
+    }
+    let fleet: Vec<WorkerCapacity> = workers
+        .iter()
+        .map(|w| WorkerCapacity {
+            id: w.id,
+            millicpu: u32::try_from(w.millicpu).unwrap_or(0),
+            memory_mib: u64::try_from(w.memory_mib).unwrap_or(0),
+            draining: w.draining,
+        })
+        .collect();
+    let placement = place(&fleet, &demands);
+    if !placement.unplaced.is_empty() {
+        tracing::warn!(
+            unplaced = placement.unplaced.len(),
+            workers = fleet.len(),
+            "replicas wait for room on a worker"
+        );
+    }
+    let moved: HashSet<(Uuid, i32)> = placement.moved.iter().copied().collect();
+    for ((pipe_id, replica), worker) in &placement.assignments {
+        let lease = leases.get(&(*pipe_id, *replica));
+        if lease.is_some_and(|l| l.worker_id == *worker) {
+            continue;
+        }
+        let reason = match lease {
+            None => "new replica".to_owned(),
+            Some(l) if !live.contains_key(&l.worker_id) => format!(
+                "worker {} silent for {} s or gone",
+                l.worker_id,
+                WORKER_SILENCE.as_secs()
+            ),
+            Some(l) if live.get(&l.worker_id) == Some(&true) => {
+                format!("worker {} is draining", l.worker_id)
+            }
+            Some(l) if moved.contains(&(*pipe_id, *replica)) => format!(
+                "moved off worker {} (over capacity, or shared with another replica of the pipe)",
+                l.worker_id
+            ),
+            Some(l) => format!("worker {} no longer runs it", l.worker_id),
+        };
+        let generation = generations.get(pipe_id).copied().unwrap_or(0);
+        let assigned = store
+            .assign_replica(
+                *pipe_id,
+                *replica,
+                *worker,
+                generation,
+                lease.map(|l| l.epoch),
+                ASSIGNMENT_TTL,
+            )
+            .await?;
+        if assigned {
+            tracing::info!(pipe_id = %pipe_id, replica, worker = %worker, %reason, "replica placed");
+            let event = NewEvent {
+                level: EventLevel::Info,
+                kind: "replica_placed",
+                message: format!("replica {replica} placed on worker {worker}: {reason}"),
+            };
+            store.insert_pipe_event(*pipe_id, &event).await?;
+        }
+    }
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,8 +143,13 @@ async fn main() -> anyhow::Result<()> {
             if let Err(e) = lead.confirm().await {
                 tracing::warn!(error = %e, "lost the scheduler lock's session; standing by");
                 leadership = None;
-            } else if let Err(e) = reconcile(&store).await {
-                tracing::warn!(error = %e, "reconciliation failed; retrying");
+            } else {
+                if let Err(e) = place_replicas(&store).await {
+                    tracing::warn!(error = %e, "placing replicas failed; retrying");
+                }
+                if let Err(e) = reconcile(&store).await {
+                    tracing::warn!(error = %e, "reconciliation failed; retrying");
+                }
             }
         }
         tokio::select! {

@@ -71,7 +71,7 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
         tokio::select! {
             _ = replica.cancel.cancelled() => {
                 // A graceful stop inserts and commits what it holds.
-                if let Err(e) = flush(&mut pipeline, &member).await {
+                if let Err(e) = flush(&mut pipeline, &member, replica).await {
                     tracing::warn!(error = ?e, "final flush failed; the rows will be read again");
                 }
                 return Ok(());
@@ -90,7 +90,7 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
             _ = gauge_tick.tick() => refresh_gauges(replica, &member, &pipeline),
         }
         if pipeline.due() {
-            flush(&mut pipeline, &member).await?;
+            flush(&mut pipeline, &member, replica).await?;
             failing.destination = None;
             replica.set(ReplicaStatus::Running, None);
         }
@@ -218,11 +218,27 @@ fn continuous(
 }
 
 /// Inserts the batch and commits, per partition still assigned under the
-/// epoch its rows were read with, the offset after its last row.
-async fn flush(pipeline: &mut KafkaPipeline, member: &GroupMember) -> Result<(), RunError> {
+/// epoch its rows were read with, the offset after its last row — only
+/// while the replica's lease is still this run's (fencing: a replica the
+/// scheduler moved, or whose worker was paused past its lease, commits
+/// nothing and stops; its successor reads from the committed offsets).
+async fn flush(
+    pipeline: &mut KafkaPipeline,
+    member: &GroupMember,
+    replica: &Replica,
+) -> Result<(), RunError> {
     pipeline.drop_stale(|key| member.assignment_epoch(key));
+    if !replica.lease_held().await? {
+        pipeline.drop_stale(|_| None);
+        return Ok(());
+    }
     let flushed = pipeline.insert().await?;
     if flushed.is_empty() {
+        return Ok(());
+    }
+    if !replica.lease_held().await? {
+        // Inserted but not committed: the successor inserts these rows
+        // again (at least once), nothing is lost.
         return Ok(());
     }
     let committed: Vec<String> = flushed

@@ -1,7 +1,6 @@
-//! sluice-worker: registers itself with its capacity, claims replicas of
-//! live pipes (a lease with an epoch per replica; the scheduler will take
-//! placement over behind the same lease table), runs them, and renews their
-//! leases with their status. A replica stops when its lease is lost, its
+//! sluice-worker: registers itself with its capacity and heartbeats, runs
+//! the replicas the scheduler assigned to it (a lease with an epoch per
+//! replica), and renews their leases with their status. A replica stops when its lease is lost, its
 //! pipe stops or changes generation, or the pipe scales below it.
 
 mod cpu;
@@ -32,9 +31,14 @@ use crate::replica::{FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);
-// A replica taken over from a dead worker must find the dead consumer gone
-// from the group already, or its join can leave it without partitions.
-const _: () = assert!(LEASE_TTL.as_millis() > sluice_kafka::config::SESSION_TIMEOUT.as_millis());
+// A replica moved off a dead worker must find the dead consumer gone from
+// the group already, or its join can leave it without partitions (tansu).
+// The scheduler moves it once the worker has been silent for
+// WORKER_SILENCE, at least that minus one heartbeat tick after its death.
+const _: () = assert!(
+    sluice_model::placement::WORKER_SILENCE.as_millis() - TICK.as_millis()
+        > sluice_kafka::config::SESSION_TIMEOUT.as_millis()
+);
 
 struct Running {
     lease: Lease,
@@ -195,17 +199,23 @@ async fn supervise(
         }
     }
 
-    // Claim more while there is room.
+    // Start what the scheduler assigned here and does not run yet. (A
+    // replica reassigned here under a newer epoch while an older run goes
+    // on is started once that run has stopped on its failed renewal.)
     let mut used: u32 = running.values().map(|r| r.millicpu).sum();
-    while let Some(lease) = store.claim_replica(worker_id, LEASE_TTL).await? {
+    for lease in store.assigned_replicas(worker_id).await? {
+        if running.contains_key(&(lease.pipe_id, lease.replica)) {
+            continue;
+        }
         let Some(pipe) = store.pipe(lease.pipe_id).await? else {
-            store.release_lease(&lease, worker_id).await?;
             continue;
         };
         let millicpu = pipe.spec.scaling.replica_size.millicpu();
         if used + millicpu > capacity {
-            store.release_lease(&lease, worker_id).await?;
-            break;
+            // The scheduler never overcommits; this worker's capacity was
+            // lowered under it. The next placement moves the replica.
+            tracing::warn!(pipe_id = %lease.pipe_id, replica = lease.replica, "assigned a replica beyond this worker's capacity; not starting it");
+            continue;
         }
         used += millicpu;
         let cancel = CancellationToken::new();
@@ -232,7 +242,7 @@ async fn supervise(
             tracing::Instrument::instrument(replica.run(), span),
             cpu_nanos.clone(),
         ));
-        tracing::info!(pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch, "replica claimed");
+        tracing::info!(pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch, "replica started");
         running.insert(
             (lease.pipe_id, lease.replica),
             Running {

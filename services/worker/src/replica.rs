@@ -90,6 +90,21 @@ impl Replica {
         Ok(())
     }
 
+    /// Whether this run's lease is still current. When it is not, the
+    /// replica is cancelled: it must not commit, and its worker stops it.
+    pub async fn lease_held(&self) -> Result<bool, RunError> {
+        let held = self
+            .store
+            .lease_held(&self.lease)
+            .await
+            .map_err(|e| RunError::Source(format!("checking the replica lease: {e}")))?;
+        if !held {
+            tracing::warn!("replica lease lost; dropping what is not committed and stopping");
+            self.cancel.cancel();
+        }
+        Ok(held)
+    }
+
     /// Publishes the gauges every source reports.
     pub fn publish_gauges(&self, metrics: &crate::pipeline::Metrics, lag: Lag, memory: u64) {
         metrics.memory_bytes.set(memory as f64);

@@ -249,6 +249,23 @@ async fn every_message_lands_once_and_offsets_reach_the_end() {
     let status = services.status(&pipe).await;
     assert_eq!(status["state"], "Running", "{status}");
     assert_eq!(status["replicas"]["ready"], 2, "{status}");
+    // The scheduler placed both replicas (on the one worker there is) and
+    // says why.
+    let placements = status["placements"].as_array().expect("placements");
+    assert_eq!(placements.len(), 2, "{status}");
+    assert!(
+        placements
+            .iter()
+            .all(|p| p["workerId"].is_string() && p["status"] == "running"),
+        "{status}"
+    );
+    let decision = status["lastSchedulingDecision"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        decision.contains("placed on worker") && decision.contains("new replica"),
+        "{status}"
+    );
     let metrics = services
         .http
         .get(&services.worker_metrics)

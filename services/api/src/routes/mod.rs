@@ -2,6 +2,7 @@ pub mod destinations;
 pub mod keys;
 pub mod pipes;
 pub mod system;
+pub mod workers;
 
 use utoipa::IntoResponses;
 

@@ -23,7 +23,8 @@ use crate::extract::{etag, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, Patch
 use crate::merge::apply_patch;
 use crate::problem::{ApiResult, Problem};
 use crate::views::{
-    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, ReplicaMetrics, StateChange, StateCommand,
+    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, ReplicaMetrics, ReplicaPlacement,
+    SchedulingDecision, StateChange, StateCommand,
 };
 use crate::AppState;
 
@@ -249,7 +250,27 @@ async fn get_status(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> ApiResult<Json<PipeStatus>> {
-    Ok(Json(load(&state, id).await?.into()))
+    let mut status: PipeStatus = load(&state, id).await?.into();
+    status.placements = state
+        .store
+        .replica_reports(id)
+        .await?
+        .into_iter()
+        .map(|r| ReplicaPlacement {
+            replica: r.replica,
+            worker_id: r.worker_id,
+            status: r.status,
+        })
+        .collect();
+    status.last_scheduling_decision = state
+        .store
+        .latest_pipe_event(id, "replica_placed")
+        .await?
+        .map(|e| SchedulingDecision {
+            message: e.message,
+            at: e.at,
+        });
+    Ok(Json(status))
 }
 
 /// System events of a pipe, newest first.

@@ -1,7 +1,8 @@
 //! sluice-worker: registers itself with its capacity and heartbeats, runs
 //! the replicas the scheduler assigned to it (a lease with an epoch per
-//! replica), and renews their leases with their status. A replica stops when its lease is lost, its
-//! pipe stops or changes generation, or the pipe scales below it.
+//! replica), and renews their leases with their status. A replica stops
+//! when its lease is lost, its pipe stops or changes generation, or the
+//! pipe scales below it.
 
 mod cpu;
 mod destination;
@@ -212,8 +213,9 @@ async fn supervise(
         };
         let millicpu = pipe.spec.scaling.replica_size.millicpu();
         if used + millicpu > capacity {
-            // The scheduler never overcommits; this worker's capacity was
-            // lowered under it. The next placement moves the replica.
+            // The scheduler places by the capacity this worker registered,
+            // so this happens only while a resized pipe's old replica still
+            // runs here: the next tick tries again.
             tracing::warn!(pipe_id = %lease.pipe_id, replica = lease.replica, "assigned a replica beyond this worker's capacity; not starting it");
             continue;
         }

@@ -151,6 +151,7 @@ pub struct Services {
     api_process: Child,
     scheduler: Child,
     worker: Option<Child>,
+    extra_workers: Vec<Child>,
     pub http: reqwest::Client,
     pub db: TestDatabase,
 }
@@ -202,6 +203,7 @@ impl Services {
             worker_metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
             scheduler: spawn("sluice-scheduler", &env),
             worker: Some(spawn("sluice-worker", &env)),
+            extra_workers: Vec::new(),
             env,
             api_process,
             http: reqwest::Client::new(),
@@ -231,6 +233,28 @@ impl Services {
             let _ = worker.kill();
             let _ = worker.wait();
         }
+    }
+
+    /// Another worker process, stopped with the services.
+    pub fn start_extra_worker(&mut self) {
+        let mut env = self.env.clone();
+        for (key, value) in &mut env {
+            if key == "SLUICE_WORKER_METRICS_ADDR" {
+                *value = format!("127.0.0.1:{}", free_port());
+            }
+        }
+        self.extra_workers.push(spawn("sluice-worker", &env));
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, …) to the first worker.
+    pub fn signal_worker(&self, signal: &str) {
+        let worker = self.worker.as_ref().expect("a worker is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(worker.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     pub fn start_worker(&mut self) {
@@ -337,6 +361,7 @@ impl Drop for Services {
         ]
         .into_iter()
         .flatten()
+        .chain(self.extra_workers.iter_mut())
         {
             let _ = child.kill();
             let _ = child.wait();

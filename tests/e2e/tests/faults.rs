@@ -1,5 +1,6 @@
 //! Faults mid-stream lose nothing: ClickHouse stopped and started again,
-//! and the worker killed with SIGKILL and started again.
+//! the worker killed with SIGKILL and started again, and the worker paused
+//! with SIGSTOP while another takes its replica over.
 
 use std::process::Command;
 use std::time::Duration;
@@ -186,4 +187,58 @@ async fn a_worker_kill_loses_nothing() {
         || async { services.status(&pipe).await["state"] == "Running" },
     )
     .await;
+}
+
+/// SIGSTOP the worker running a pipe's replica: after 10 s of silence the
+/// scheduler moves the replica to another worker under a new epoch, and
+/// ingestion goes on there. SIGCONT the paused worker: its renewal fails,
+/// and it stops the replica without inserting or committing what it held
+/// (fencing) — no row lands twice because of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_worker_commits_nothing_once_resumed() {
+    let clickhouse = ClickHouse::create().await;
+    let mut services = Services::start().await;
+    let topic = format!("pause-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 4).await;
+    let pipe = start_pipe(&services, &clickhouse, &topic, "pause").await;
+    wave(&topic, 0, Duration::from_millis(100));
+    eventually("the first wave", Duration::from_secs(60), || async {
+        landed(&clickhouse).await.1 >= PER_WAVE as u64
+    })
+    .await;
+
+    services.start_extra_worker();
+    services.signal_worker("STOP");
+    wave(&topic, 1, Duration::from_millis(200));
+    eventually(
+        "the second wave, on the other worker",
+        Duration::from_secs(90),
+        || async { landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64 },
+    )
+    .await;
+    let status = services.status(&pipe).await;
+    let decision = status["lastSchedulingDecision"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(decision.contains("silent"), "{status}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rows_before, _) = landed(&clickhouse).await;
+    services.signal_worker("CONT");
+    // Let the resumed worker find its lease gone and the group settle.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rows_after_resume, _) = landed(&clickhouse).await;
+    assert_eq!(
+        rows_after_resume, rows_before,
+        "the resumed worker inserted nothing"
+    );
+    wave(&topic, 2, Duration::from_millis(100));
+    eventually("the third wave", Duration::from_secs(60), || async {
+        landed(&clickhouse).await.1 >= 3 * PER_WAVE as u64
+    })
+    .await;
+    let (rows, distinct) = landed(&clickhouse).await;
+    println!("pause: {rows} rows, {distinct} distinct");
+    assert_eq!(distinct, 3 * PER_WAVE as u64, "nothing lost");
 }

@@ -110,7 +110,8 @@ impl Store {
         let done = match expected {
             None => sqlx::query!(
                 "INSERT INTO replica_leases (pipe_id, replica, worker_id, epoch, generation, expires_at)
-                 VALUES ($1, $2, $3, 1, $4, now() + make_interval(secs => $5))
+                 VALUES ($1, $2, $3, nextval('replica_lease_epochs'), $4,
+                         now() + make_interval(secs => $5))
                  ON CONFLICT (pipe_id, replica) DO NOTHING",
                 pipe_id,
                 replica,
@@ -122,7 +123,7 @@ impl Store {
             .await?,
             Some(epoch) => sqlx::query!(
                 "UPDATE replica_leases
-                 SET worker_id = $3, epoch = epoch + 1, generation = $4,
+                 SET worker_id = $3, epoch = nextval('replica_lease_epochs'), generation = $4,
                      expires_at = now() + make_interval(secs => $6),
                      status = 'starting', last_error = NULL, updated_at = now()
                  WHERE pipe_id = $1 AND replica = $2 AND epoch = $5",

@@ -151,7 +151,8 @@ pub struct Services {
     api_process: Child,
     scheduler: Child,
     worker: Option<Child>,
-    extra_workers: Vec<Child>,
+    /// Extra workers and standby schedulers.
+    extras: Vec<Child>,
     pub http: reqwest::Client,
     pub db: TestDatabase,
 }
@@ -203,7 +204,7 @@ impl Services {
             worker_metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
             scheduler: spawn("sluice-scheduler", &env),
             worker: Some(spawn("sluice-worker", &env)),
-            extra_workers: Vec::new(),
+            extras: Vec::new(),
             env,
             api_process,
             http: reqwest::Client::new(),
@@ -243,7 +244,18 @@ impl Services {
                 *value = format!("127.0.0.1:{}", free_port());
             }
         }
-        self.extra_workers.push(spawn("sluice-worker", &env));
+        self.extras.push(spawn("sluice-worker", &env));
+    }
+
+    /// A second scheduler, standing by while the first one leads.
+    pub fn start_standby_scheduler(&mut self) {
+        self.extras.push(spawn("sluice-scheduler", &self.env));
+    }
+
+    /// SIGKILL the first scheduler (the leader, if it was started first).
+    pub fn kill_scheduler(&mut self) {
+        let _ = self.scheduler.kill();
+        let _ = self.scheduler.wait();
     }
 
     /// Sends a signal (`STOP`, `CONT`, …) to the first worker.
@@ -361,7 +373,7 @@ impl Drop for Services {
         ]
         .into_iter()
         .flatten()
-        .chain(self.extra_workers.iter_mut())
+        .chain(self.extras.iter_mut())
         {
             let _ = child.kill();
             let _ = child.wait();

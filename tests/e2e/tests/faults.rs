@@ -1,6 +1,7 @@
 //! Faults mid-stream lose nothing: ClickHouse stopped and started again,
 //! the worker killed with SIGKILL and started again, and the worker paused
-//! with SIGSTOP while another takes its replica over.
+//! with SIGSTOP while another takes its replica over, and the scheduler
+//! leader killed (its standby takes over).
 
 use std::process::Command;
 use std::time::Duration;
@@ -241,4 +242,43 @@ async fn a_paused_worker_commits_nothing_once_resumed() {
     let (rows, distinct) = landed(&clickhouse).await;
     println!("pause: {rows} rows, {distinct} distinct");
     assert_eq!(distinct, 3 * PER_WAVE as u64, "nothing lost");
+}
+
+/// SIGKILL the leading scheduler: the standby takes the lock over and goes
+/// on placing — here, moving the replica of a worker then killed too —
+/// while records flow; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_standby_scheduler_takes_over() {
+    let clickhouse = ClickHouse::create().await;
+    let mut services = Services::start().await;
+    let topic = format!("standby-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 4).await;
+    let pipe = start_pipe(&services, &clickhouse, &topic, "standby").await;
+    wave(&topic, 0, Duration::from_millis(100));
+    eventually("the first wave", Duration::from_secs(60), || async {
+        landed(&clickhouse).await.1 >= PER_WAVE as u64
+    })
+    .await;
+    services.start_standby_scheduler();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    services.kill_scheduler();
+    services.kill_worker();
+    services.start_worker();
+    wave(&topic, 1, Duration::from_millis(200));
+    eventually("the second wave", Duration::from_secs(90), || async {
+        landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64
+    })
+    .await;
+    let status = services.status(&pipe).await;
+    let decision = status["lastSchedulingDecision"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        decision.contains("silent"),
+        "the standby moved the replica: {status}"
+    );
+    let (rows, distinct) = landed(&clickhouse).await;
+    println!("standby: {rows} rows, {distinct} distinct");
+    assert_eq!(distinct, 2 * PER_WAVE as u64, "nothing lost");
 }

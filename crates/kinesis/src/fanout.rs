@@ -344,13 +344,7 @@ impl ShardReader {
                 }
             }
         };
-        let _ = tx
-            .send(Tagged {
-                shard_id: self.shard_id.clone(),
-                epoch: self.epoch,
-                event,
-            })
-            .await;
+        let _ = tx.send(self.tag(event)).await;
     }
 
     async fn one_subscription(
@@ -435,14 +429,10 @@ impl ShardReader {
                 &event.continuation_sequence_number,
             );
             delivered |= !records.is_empty();
-            let tagged = Tagged {
-                shard_id: self.shard_id.clone(),
-                epoch: self.epoch,
-                event: ShardEvent::Records {
-                    records,
-                    millis_behind_latest: Some(event.millis_behind_latest),
-                },
-            };
+            let tagged = self.tag(ShardEvent::Records {
+                records,
+                millis_behind_latest: Some(event.millis_behind_latest),
+            });
             if tx.send(tagged).await.is_err() {
                 return Ended::ReceiverGone;
             }

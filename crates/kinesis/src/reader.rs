@@ -67,6 +67,15 @@ pub struct ShardReader {
 }
 
 impl ShardReader {
+    /// An event of this reader's shard and run.
+    pub(crate) fn tag(&self, event: ShardEvent) -> Tagged {
+        Tagged {
+            shard_id: self.shard_id.clone(),
+            epoch: self.epoch,
+            event,
+        }
+    }
+
     async fn iterator(&self, start: &StartAt) -> Result<Option<String>, String> {
         let mut request = self
             .client
@@ -116,13 +125,7 @@ impl ShardReader {
             Ok(false) => return,
             Err(message) => ShardEvent::Failed(message),
         };
-        let _ = tx
-            .send(Tagged {
-                shard_id: self.shard_id.clone(),
-                epoch: self.epoch,
-                event,
-            })
-            .await;
+        let _ = tx.send(self.tag(event)).await;
     }
 
     /// Ok(true) at the shard's end, Ok(false) when the receiver is gone.
@@ -168,14 +171,10 @@ impl ShardReader {
                 last = Some(record.sequence_number.clone());
             }
             if !idle || behind.is_some() {
-                let event = Tagged {
-                    shard_id: self.shard_id.clone(),
-                    epoch: self.epoch,
-                    event: ShardEvent::Records {
-                        records,
-                        millis_behind_latest: behind,
-                    },
-                };
+                let event = self.tag(ShardEvent::Records {
+                    records,
+                    millis_behind_latest: behind,
+                });
                 if tx.send(event).await.is_err() {
                     return Ok(false);
                 }

@@ -64,6 +64,24 @@ async fn start_pipe(
         .await
 }
 
+/// Waits until `waves` waves of distinct ids have landed.
+async fn waves_landed(clickhouse: &ClickHouse, waves: u64, what: &str, timeout_secs: u64) {
+    eventually(what, Duration::from_secs(timeout_secs), || async {
+        landed(clickhouse).await.1 >= waves * PER_WAVE as u64
+    })
+    .await;
+}
+
+/// The pipe's status and its last scheduling decision's message.
+async fn last_decision(services: &Services, pipe: &str) -> (serde_json::Value, String) {
+    let status = services.status(pipe).await;
+    let decision = status["lastSchedulingDecision"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (status, decision)
+}
+
 /// (rows, distinct ids)
 async fn landed(clickhouse: &ClickHouse) -> (u64, u64) {
     let text = clickhouse
@@ -84,10 +102,7 @@ async fn a_clickhouse_outage_loses_nothing() {
 
     // Wave 0 lands normally.
     wave(&topic, 0, Duration::ZERO);
-    eventually("wave 0", Duration::from_secs(120), || async {
-        landed(&clickhouse).await.1 >= PER_WAVE as u64
-    })
-    .await;
+    waves_landed(&clickhouse, 1, "wave 0", 120).await;
 
     // ClickHouse goes away while wave 1 is produced, then comes back.
     stack(&["stop", "clickhouse"]);
@@ -96,12 +111,7 @@ async fn a_clickhouse_outage_loses_nothing() {
     let status = services.status(&pipe).await;
     println!("status during the outage: {status}");
     stack(&["up", "clickhouse"]);
-    eventually(
-        "wave 1 after the outage",
-        Duration::from_secs(180),
-        || async { landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64 },
-    )
-    .await;
+    waves_landed(&clickhouse, 2, "wave 1 after the outage", 180).await;
     let (rows, distinct) = landed(&clickhouse).await;
     println!(
         "after the ClickHouse outage: {rows} rows, {distinct} distinct, {} duplicates",
@@ -133,10 +143,7 @@ async fn a_worker_kill_loses_nothing() {
     let pipe = start_pipe(&services, &clickhouse, &topic, "kill").await;
     wave(&topic, 0, Duration::ZERO);
     wave(&topic, 1, Duration::ZERO);
-    eventually("waves 0 and 1", Duration::from_secs(120), || async {
-        landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64
-    })
-    .await;
+    waves_landed(&clickhouse, 2, "waves 0 and 1", 120).await;
 
     // The worker is killed while wave 2 is consumed; a new one takes over
     // once the dead one's leases expire.
@@ -153,12 +160,7 @@ async fn a_worker_kill_loses_nothing() {
         "the kill happened mid-stream"
     );
     services.start_worker();
-    eventually(
-        "wave 2 after the kill",
-        Duration::from_secs(180),
-        || async { landed(&clickhouse).await.1 >= 3 * PER_WAVE as u64 },
-    )
-    .await;
+    waves_landed(&clickhouse, 3, "wave 2 after the kill", 180).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rows, distinct) = landed(&clickhouse).await;
     println!(
@@ -203,25 +205,13 @@ async fn a_paused_worker_commits_nothing_once_resumed() {
     create_topic(&topic, 4).await;
     let pipe = start_pipe(&services, &clickhouse, &topic, "pause").await;
     wave(&topic, 0, Duration::from_millis(100));
-    eventually("the first wave", Duration::from_secs(60), || async {
-        landed(&clickhouse).await.1 >= PER_WAVE as u64
-    })
-    .await;
+    waves_landed(&clickhouse, 1, "the first wave", 60).await;
 
     services.start_extra_worker();
     services.signal_worker("STOP");
     wave(&topic, 1, Duration::from_millis(200));
-    eventually(
-        "the second wave, on the other worker",
-        Duration::from_secs(90),
-        || async { landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64 },
-    )
-    .await;
-    let status = services.status(&pipe).await;
-    let decision = status["lastSchedulingDecision"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    waves_landed(&clickhouse, 2, "the second wave, on the other worker", 90).await;
+    let (status, decision) = last_decision(&services, &pipe).await;
     assert!(decision.contains("silent"), "{status}");
 
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -235,10 +225,7 @@ async fn a_paused_worker_commits_nothing_once_resumed() {
         "the resumed worker inserted nothing"
     );
     wave(&topic, 2, Duration::from_millis(100));
-    eventually("the third wave", Duration::from_secs(60), || async {
-        landed(&clickhouse).await.1 >= 3 * PER_WAVE as u64
-    })
-    .await;
+    waves_landed(&clickhouse, 3, "the third wave", 60).await;
     let (rows, distinct) = landed(&clickhouse).await;
     println!("pause: {rows} rows, {distinct} distinct");
     assert_eq!(distinct, 3 * PER_WAVE as u64, "nothing lost");
@@ -255,25 +242,15 @@ async fn the_standby_scheduler_takes_over() {
     create_topic(&topic, 4).await;
     let pipe = start_pipe(&services, &clickhouse, &topic, "standby").await;
     wave(&topic, 0, Duration::from_millis(100));
-    eventually("the first wave", Duration::from_secs(60), || async {
-        landed(&clickhouse).await.1 >= PER_WAVE as u64
-    })
-    .await;
+    waves_landed(&clickhouse, 1, "the first wave", 60).await;
     services.start_standby_scheduler();
     tokio::time::sleep(Duration::from_secs(2)).await;
     services.kill_scheduler();
     services.kill_worker();
     services.start_worker();
     wave(&topic, 1, Duration::from_millis(200));
-    eventually("the second wave", Duration::from_secs(90), || async {
-        landed(&clickhouse).await.1 >= 2 * PER_WAVE as u64
-    })
-    .await;
-    let status = services.status(&pipe).await;
-    let decision = status["lastSchedulingDecision"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    waves_landed(&clickhouse, 2, "the second wave", 90).await;
+    let (status, decision) = last_decision(&services, &pipe).await;
     assert!(
         decision.contains("silent"),
         "the standby moved the replica: {status}"

@@ -80,6 +80,31 @@ async fn landed(clickhouse: &ClickHouse) -> (u64, u64, u64) {
     )
 }
 
+/// A test's ClickHouse database, services and a fresh stream of `shards`.
+async fn new_stream(
+    prefix: &str,
+    shards: i32,
+) -> (ClickHouse, Services, aws_sdk_kinesis::Client, String) {
+    let clickhouse = ClickHouse::create().await;
+    let services = Services::start().await;
+    let client = kinesis().await;
+    let stream = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    create_stream(&client, &stream, shards).await;
+    (clickhouse, services, client, stream)
+}
+
+/// Waits for `good` distinct rows and `bad` error rows, gives a late
+/// duplicate 3 s to show, and returns (rows, distinct, errors).
+async fn all_landed(clickhouse: &ClickHouse, good: u64, bad: u64, what: &str) -> (u64, u64, u64) {
+    eventually(what, Duration::from_secs(240), || async {
+        let (_, distinct, errors) = landed(clickhouse).await;
+        distinct >= good && errors >= bad
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    landed(clickhouse).await
+}
+
 fn bad_count(records: usize) -> u64 {
     (0..records).filter(|i| i % 500 == 7).count() as u64
 }
@@ -89,11 +114,7 @@ fn bad_count(records: usize) -> u64 {
 /// shard, so more shards also make producing faster.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_polling_pipe_lands_every_record() {
-    let clickhouse = ClickHouse::create().await;
-    let services = Services::start().await;
-    let client = kinesis().await;
-    let stream = format!("poll-{}", uuid::Uuid::new_v4().simple());
-    create_stream(&client, &stream, 8).await;
+    let (clickhouse, services, client, stream) = new_stream("poll", 8).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     put_records(&client, &stream, &records).await;
     // And 100 more as the Kinesis Producer Library writes them: ten
@@ -121,13 +142,7 @@ async fn a_polling_pipe_lands_every_record() {
         .await;
     let bad = bad_count(total);
     let good = total as u64 - bad;
-    eventually("every record", Duration::from_secs(240), || async {
-        let (_, distinct, errors) = landed(&clickhouse).await;
-        distinct >= good && errors >= bad
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rows, distinct, errors) = landed(&clickhouse).await;
+    let (rows, distinct, errors) = all_landed(&clickhouse, good, bad, "every record").await;
     println!("polling: {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "every good record landed");
     assert_eq!(rows, good, "and only once");
@@ -182,11 +197,7 @@ async fn resharding_under_fan_out_loses_nothing() {
 }
 
 async fn reshard_mid_stream(fan_out: bool) {
-    let clickhouse = ClickHouse::create().await;
-    let services = Services::start().await;
-    let client = kinesis().await;
-    let stream = format!("reshard-{}", uuid::Uuid::new_v4().simple());
-    create_stream(&client, &stream, 3).await;
+    let (clickhouse, services, client, stream) = new_stream("reshard", 3).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     let (first, second) = records.split_at(RECORDS / 2);
     put_records(&client, &stream, first).await;
@@ -234,17 +245,8 @@ async fn reshard_mid_stream(fan_out: bool) {
 
     let bad = bad_count(RECORDS);
     let good = RECORDS as u64 - bad;
-    eventually(
-        "every record after resharding",
-        Duration::from_secs(240),
-        || async {
-            let (_, distinct, errors) = landed(&clickhouse).await;
-            distinct >= good && errors >= bad
-        },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rows, distinct, errors) = landed(&clickhouse).await;
+    let (rows, distinct, errors) =
+        all_landed(&clickhouse, good, bad, "every record after resharding").await;
     println!("resharding (fan-out {fan_out}): {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "no record lost");
     assert_eq!(errors, bad);
@@ -279,11 +281,7 @@ async fn consumers(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String
 /// every record lands once. Deleting the pipe removes its stream consumer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
-    let clickhouse = ClickHouse::create().await;
-    let services = Services::start().await;
-    let client = kinesis().await;
-    let stream = format!("efo-{}", uuid::Uuid::new_v4().simple());
-    create_stream(&client, &stream, 8).await;
+    let (clickhouse, services, client, stream) = new_stream("efo", 8).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     let (first, second) = records.split_at(RECORDS / 2);
     put_records(&client, &stream, first).await;
@@ -296,13 +294,7 @@ async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
     put_records(&client, &stream, second).await;
     let bad = bad_count(RECORDS);
     let good = RECORDS as u64 - bad;
-    eventually("every record", Duration::from_secs(240), || async {
-        let (_, distinct, errors) = landed(&clickhouse).await;
-        distinct >= good && errors >= bad
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rows, distinct, errors) = landed(&clickhouse).await;
+    let (rows, distinct, errors) = all_landed(&clickhouse, good, bad, "every record").await;
     println!("enhanced fan-out: {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "every good record landed");
     assert_eq!(rows, good, "and only once");
@@ -354,11 +346,7 @@ async fn an_enhanced_fan_out_pipe_reads_more_shards_than_workers() {
 /// land twice (at-least-once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_replica_loses_nothing() {
-    let clickhouse = ClickHouse::create().await;
-    let mut services = Services::start().await;
-    let client = kinesis().await;
-    let stream = format!("kill-{}", uuid::Uuid::new_v4().simple());
-    create_stream(&client, &stream, 8).await;
+    let (clickhouse, mut services, client, stream) = new_stream("kill", 8).await;
     let records: Vec<(String, Vec<u8>)> = (0..RECORDS).map(record).collect();
     let (first, second) = records.split_at(RECORDS / 2);
     put_records(&client, &stream, first).await;
@@ -384,16 +372,8 @@ async fn a_killed_replica_loses_nothing() {
 
     let bad = bad_count(RECORDS);
     let good = RECORDS as u64 - bad;
-    eventually(
-        "every record after the kill",
-        Duration::from_secs(240),
-        || async {
-            let (_, distinct, errors) = landed(&clickhouse).await;
-            distinct >= good && errors >= bad
-        },
-    )
-    .await;
-    let (rows, distinct, errors) = landed(&clickhouse).await;
+    let (rows, distinct, errors) =
+        all_landed(&clickhouse, good, bad, "every record after the kill").await;
     println!("after SIGKILL: {rows} rows, {distinct} distinct, {errors} errors");
     assert_eq!(distinct, good, "no record lost");
     let counters_after: Vec<(String, i64)> =

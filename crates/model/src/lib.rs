@@ -3,6 +3,7 @@
 //! are allowed. Nothing here performs I/O, so all of it is tested without a
 //! server.
 
+pub mod autoscale;
 pub mod batching;
 pub mod destination;
 pub mod placement;

@@ -291,7 +291,7 @@ pub struct FieldMapping {
     pub destination_field: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scaling {
     #[serde(default = "one")]
@@ -329,6 +329,18 @@ pub struct Autoscaling {
 }
 
 impl Scaling {
+    /// How many replicas should run: with autoscaling on, the autoscaler's
+    /// current count (starting from `replicas`) kept within the bounds, so
+    /// narrowing the bounds takes effect at once; otherwise `replicas`.
+    pub fn replicas_now(&self, autoscaled: Option<u32>) -> u32 {
+        match self.autoscaling {
+            Some(bounds) => autoscaled
+                .unwrap_or(self.replicas)
+                .clamp(bounds.min_replicas, bounds.max_replicas.max(bounds.min_replicas)),
+            None => self.replicas,
+        }
+    }
+
     pub fn validate(&self, v: &mut Validation, pointer: &str) {
         let range = format!("must be between 1 and {MAX_REPLICAS}");
         v.check(

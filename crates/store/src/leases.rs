@@ -257,6 +257,34 @@ impl Store {
         })
     }
 
+    /// Records the autoscaler's new replica count with its event, unless
+    /// the pipe's definition changed since `pipe` was read (the next tick
+    /// decides again on the new one). Leaves the version alone: the user's
+    /// definition did not change.
+    pub async fn set_autoscaled_replicas(
+        &self,
+        pipe: &PipeRecord,
+        replicas: u32,
+        event: &NewEvent,
+    ) -> Result<bool> {
+        let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query!(
+            "UPDATE pipes SET autoscaled_replicas = $3 WHERE id = $1 AND version = $2",
+            pipe.id,
+            pipe.version,
+            replicas
+        )
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::pipes::insert_event(&mut tx, pipe.id, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records what the data plane observed: the ready replica count, the
     /// last error, and a state change with its event when there is one.
     pub async fn observe_pipe(
@@ -288,6 +316,7 @@ impl Store {
                         spec: None,
                         state,
                         bump_generation: false,
+                        reset_autoscaled_replicas: false,
                         event,
                     },
                 )

@@ -15,6 +15,9 @@ pub struct PipeRecord {
     pub generation: i64,
     pub version: i64,
     pub ready_replicas: i32,
+    /// The autoscaler's replica count; `None` until it first decides (see
+    /// `desired_replicas`).
+    pub autoscaled_replicas: Option<i32>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -105,6 +108,8 @@ pub struct PipeUpdate {
     pub state: PipeState,
     /// Whether the change affects the data path, so replicas must restart.
     pub bump_generation: bool,
+    /// Forget the autoscaler's count: the user set `replicas` themselves.
+    pub reset_autoscaled_replicas: bool,
     pub event: NewEvent,
 }
 
@@ -116,6 +121,7 @@ struct PipeRow {
     generation: i64,
     version: i64,
     ready_replicas: i32,
+    autoscaled_replicas: Option<i32>,
     last_error: Option<String>,
     last_error_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -143,6 +149,7 @@ impl TryFrom<PipeRow> for PipeRecord {
             generation: row.generation,
             version: row.version,
             ready_replicas: row.ready_replicas,
+            autoscaled_replicas: row.autoscaled_replicas,
             last_error: row.last_error,
             last_error_at: row.last_error_at,
             created_at: row.created_at,
@@ -157,6 +164,14 @@ fn pipe_context(id: Uuid) -> Vec<u8> {
 }
 
 impl PipeRecord {
+    /// How many replicas should run while the pipe is live.
+    pub fn desired_replicas(&self) -> u32 {
+        let autoscaled = self
+            .autoscaled_replicas
+            .and_then(|n| u32::try_from(n).ok());
+        self.spec.scaling.replicas_now(autoscaled)
+    }
+
     pub fn secrets(&self, store: &Store) -> Result<SecretBag> {
         Ok(store
             .cipher
@@ -193,7 +208,7 @@ impl Store {
             PipeRow,
             "INSERT INTO pipes (id, name, destination_id, spec, secrets, state)
              VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING id, spec, secrets, state, generation, version, ready_replicas,
+             RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                        last_error, last_error_at, created_at, updated_at, state_changed_at",
             id,
             spec.name,
@@ -212,7 +227,7 @@ impl Store {
     pub async fn pipe(&self, id: Uuid) -> Result<Option<PipeRecord>> {
         sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE id = $1",
             id
@@ -230,7 +245,7 @@ impl Store {
     ) -> Result<Page<PipeRecord, Uuid>> {
         let rows = sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
             after,
@@ -248,7 +263,7 @@ impl Store {
     pub async fn pipes_in_state(&self, state: PipeState) -> Result<Vec<PipeRecord>> {
         let rows = sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE state = $1 ORDER BY id",
             state.as_str()
@@ -275,9 +290,10 @@ impl Store {
                     PipeRow,
                     "UPDATE pipes SET name = $3, spec = $4, secrets = $5, state = $6,
                          generation = generation + $7, version = version + 1, updated_at = now(),
+                         autoscaled_replicas = CASE WHEN $8 THEN NULL ELSE autoscaled_replicas END,
                          state_changed_at = CASE WHEN state = $6 THEN state_changed_at ELSE now() END
                      WHERE id = $1 AND version = $2
-                     RETURNING id, spec, secrets, state, generation, version, ready_replicas,
+                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                                last_error, last_error_at, created_at, updated_at, state_changed_at",
                     id,
                     expected_version,
@@ -285,7 +301,8 @@ impl Store {
                     json,
                     sealed,
                     update.state.as_str(),
-                    generation_step
+                    generation_step,
+                    update.reset_autoscaled_replicas
                 )
                 .fetch_optional(&mut *tx)
                 .await?
@@ -297,7 +314,7 @@ impl Store {
                          version = version + 1, updated_at = now(),
                          state_changed_at = CASE WHEN state = $3 THEN state_changed_at ELSE now() END
                      WHERE id = $1 AND version = $2
-                     RETURNING id, spec, secrets, state, generation, version, ready_replicas,
+                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
                                last_error, last_error_at, created_at, updated_at, state_changed_at",
                     id,
                     expected_version,
@@ -386,7 +403,7 @@ impl Store {
     }
 }
 
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     pipe_id: Uuid,
     event: &NewEvent,

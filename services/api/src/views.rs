@@ -118,7 +118,7 @@ pub struct LastError {
 impl From<PipeRecord> for PipeStatus {
     fn from(r: PipeRecord) -> Self {
         let desired = match r.state.desired() {
-            DesiredState::Running => r.spec.scaling.replicas,
+            DesiredState::Running => r.desired_replicas(),
             DesiredState::Stopped | DesiredState::Deleted => 0,
         };
         PipeStatus {

@@ -175,6 +175,7 @@ impl TestApi {
                     spec: None,
                     state,
                     bump_generation: false,
+                    reset_autoscaled_replicas: false,
                     event: sluice_store::NewEvent::info("test", "forced by the test"),
                 },
             )

@@ -44,7 +44,7 @@ async fn place_replicas(store: &Store) -> anyhow::Result<()> {
     let mut demands = Vec::new();
     for pipe in &pipes {
         let size = pipe.spec.scaling.replica_size;
-        for replica in 0..pipe.spec.scaling.replicas.min(i32::MAX as u32) as i32 {
+        for replica in 0..pipe.desired_replicas().min(i32::MAX as u32) as i32 {
             let current = leases
                 .get(&(pipe.id, replica))
                 .map(|l| l.worker_id)
@@ -168,7 +168,7 @@ async fn reconcile(store: &Store) -> anyhow::Result<()> {
             let span = tracing::info_span!("reconcile", pipe_id = %pipe.id);
             let _enter = span.enter();
             let summary = store.replica_summary(pipe.id).await?;
-            let desired = i64::from(pipe.spec.scaling.replicas);
+            let desired = i64::from(pipe.desired_replicas());
             let (observation, error) = if !pipe.state.is_live() {
                 (
                     (summary.live == 0).then_some(Observation::ReplicasStopped),

@@ -160,7 +160,7 @@ async fn supervise(
                 p.state,
                 PipeState::Provisioning | PipeState::Running | PipeState::Degraded
             ) && p.generation == replica.lease.generation
-                && (replica.lease.replica as u32) < p.spec.scaling.replicas
+                && (replica.lease.replica as u32) < p.desired_replicas()
         });
         record_counters(store, replica.lease.pipe_id, &replica.counters).await;
         let report = replica

@@ -1,7 +1,7 @@
 //! Faults mid-stream lose nothing: ClickHouse stopped and started again,
 //! the worker killed with SIGKILL and started again, and the worker paused
-//! with SIGSTOP while another takes its replica over, and the scheduler
-//! leader killed (its standby takes over).
+//! with SIGSTOP while another takes its replica over, the scheduler
+//! leader killed (its standby takes over), and the pipe scaled up and down.
 
 use std::process::Command;
 use std::time::Duration;
@@ -258,4 +258,94 @@ async fn the_standby_scheduler_takes_over() {
     let (rows, distinct) = landed(&clickhouse).await;
     println!("standby: {rows} rows, {distinct} distinct");
     assert_eq!(distinct, 2 * PER_WAVE as u64, "nothing lost");
+}
+
+/// The pipe's replicas and the workers they run on, once `n` replicas run
+/// on `n` distinct workers.
+async fn running_on_distinct_workers(services: &Services, pipe: &str, n: usize) {
+    eventually(
+        &format!("{n} replicas running on {n} workers"),
+        Duration::from_secs(60),
+        || async {
+            let status = services.status(pipe).await;
+            let placements = status["placements"].as_array().cloned().unwrap_or_default();
+            let running: std::collections::HashSet<String> = placements
+                .iter()
+                .filter(|p| p["status"] == "running")
+                .map(|p| p["workerId"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            placements.len() == n && running.len() == n
+        },
+    )
+    .await;
+}
+
+/// Scaling 1 → 3 → 1 while records flow: replicas above the count start
+/// and stop, the others keep running (no new generation), the consumer
+/// group rebalances twice, and every record lands; every partition's
+/// committed offset reaches its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scaling_while_ingesting_loses_nothing() {
+    let clickhouse = ClickHouse::create().await;
+    let mut services = Services::start().await;
+    services.start_extra_worker();
+    services.start_extra_worker();
+    let topic = format!("scale-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 6).await;
+    let pipe = start_pipe(&services, &clickhouse, &topic, "scale").await;
+    wave(&topic, 0, Duration::from_millis(100));
+    waves_landed(&clickhouse, 1, "the first wave", 60).await;
+    let generation = services.status(&pipe).await["generation"].clone();
+
+    let scale = |replicas: u32| {
+        let services = &services;
+        let pipe = pipe.clone();
+        async move {
+            let (code, body) = services
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/v1/pipes/{pipe}/scaling"),
+                    Some(json!({"replicas": replicas})),
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+        }
+    };
+    let producer_thread = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            wave(&topic, 1, Duration::from_millis(500));
+            wave(&topic, 2, Duration::from_millis(500));
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    scale(3).await;
+    running_on_distinct_workers(&services, &pipe, 3).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    scale(1).await;
+    running_on_distinct_workers(&services, &pipe, 1).await;
+    producer_thread.join().unwrap();
+    wave(&topic, 3, Duration::from_millis(100));
+    waves_landed(&clickhouse, 4, "every wave after scaling up and down", 120).await;
+
+    let status = services.status(&pipe).await;
+    assert_eq!(status["generation"], generation, "scaling restarts nothing");
+    let (rows, distinct) = landed(&clickhouse).await;
+    println!("scaling 1 → 3 → 1: {rows} rows, {distinct} distinct");
+    assert_eq!(distinct, 4 * PER_WAVE as u64, "nothing lost");
+    let group = format!("sluice-{pipe}");
+    eventually(
+        "every partition committed to its end",
+        Duration::from_secs(30),
+        || async {
+            let topic = topic.clone();
+            let group = group.clone();
+            tokio::task::spawn_blocking(move || sluice_e2e::committed_and_end(&topic, &group, 6))
+                .await
+                .unwrap()
+                .iter()
+                .all(|(committed, end)| committed == end)
+        },
+    )
+    .await;
 }

@@ -400,10 +400,13 @@ async fn edit(
         } else {
             what.to_owned()
         };
+        let reset_autoscaled_replicas = edited.scaling.replicas != record.spec.scaling.replicas
+            || edited.scaling.autoscaling.is_none();
         let update = PipeUpdate {
             spec: Some(edited),
             state: record.state,
             bump_generation: data_path_changed,
+            reset_autoscaled_replicas,
             event: NewEvent::info("updated", message),
         };
         match state.store.update_pipe(id, record.version, update).await? {
@@ -420,10 +423,19 @@ async fn edit(
     ))
 }
 
+/// Whether two definitions read and write the same way. The replica count
+/// and the autoscaling bounds are left out: scaling starts or stops
+/// replicas above the count and leaves the others running, with no
+/// restart and no rebalance of their partitions.
 fn same_data_path(a: &PipeSpec, b: &PipeSpec) -> bool {
     let strip = |spec: &PipeSpec| PipeSpec {
         name: String::new(),
         description: String::new(),
+        scaling: sluice_model::Scaling {
+            replicas: 1,
+            autoscaling: None,
+            ..spec.scaling
+        },
         ..spec.clone()
     };
     strip(a) == strip(b)
@@ -464,6 +476,7 @@ async fn command(
                     spec: None,
                     state: to,
                     bump_generation: false,
+                    reset_autoscaled_replicas: false,
                     event: NewEvent::info(
                         "state_changed",
                         format!(

@@ -47,6 +47,9 @@ pub struct ConsumerStats {
     /// Bytes fetched and waiting in librdkafka's queues: memory the replica
     /// holds besides its batch.
     pub fetch_queue_bytes: u64,
+    /// Partitions of the subscribed topics, assigned here or not: the most
+    /// members the group can keep busy.
+    pub partitions: usize,
 }
 
 fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
@@ -65,6 +68,7 @@ impl ClientContext for Tracking {
             .clone();
         let mut latest = ConsumerStats::default();
         for (topic, t) in &statistics.topics {
+            latest.partitions += t.partitions.keys().filter(|p| **p >= 0).count();
             for (partition, p) in &t.partitions {
                 let key = PartitionKey {
                     topic: topic.clone(),

@@ -49,6 +49,9 @@ pub struct ReplicaGauges {
     pub cpu_seconds: f64,
     /// Bytes the replica holds: its batch and the client's fetch queue.
     pub memory_bytes: i64,
+    /// The topics' partitions (Kafka) or the stream's shards still to read
+    /// (Kinesis), as the replica last saw them; `None` while unknown.
+    pub source_units: Option<i32>,
 }
 
 /// One live replica of a pipe, as its worker last reported it.
@@ -181,7 +184,7 @@ impl Store {
         let done = sqlx::query!(
             "UPDATE replica_leases SET expires_at = now() + make_interval(secs => $5),
                  status = $6, last_error = $7, lag_messages = $8, cpu_seconds = $9,
-                 memory_bytes = $10, lag_millis = $11, updated_at = now()
+                 memory_bytes = $10, lag_millis = $11, source_units = $12, updated_at = now()
              WHERE pipe_id = $1 AND replica = $2 AND worker_id = $3 AND epoch = $4",
             lease.pipe_id,
             lease.replica,
@@ -193,7 +196,8 @@ impl Store {
             gauges.lag_messages,
             gauges.cpu_seconds,
             gauges.memory_bytes,
-            gauges.lag_millis
+            gauges.lag_millis,
+            gauges.source_units
         )
         .execute(&self.pool)
         .await?;
@@ -216,7 +220,8 @@ impl Store {
     /// The pipe's live replicas with their latest gauges, by replica number.
     pub async fn replica_reports(&self, pipe_id: Uuid) -> Result<Vec<ReplicaReport>> {
         let rows = sqlx::query!(
-            "SELECT replica, worker_id, status, lag_messages, lag_millis, cpu_seconds, memory_bytes
+            "SELECT replica, worker_id, status, lag_messages, lag_millis, cpu_seconds, memory_bytes,
+                    source_units
              FROM replica_leases WHERE pipe_id = $1 AND expires_at > now() ORDER BY replica",
             pipe_id
         )
@@ -233,6 +238,7 @@ impl Store {
                     lag_millis: r.lag_millis,
                     cpu_seconds: r.cpu_seconds,
                     memory_bytes: r.memory_bytes,
+                    source_units: r.source_units,
                 },
             })
             .collect())
@@ -270,7 +276,8 @@ impl Store {
         let replicas = i32::try_from(replicas).unwrap_or(i32::MAX);
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query!(
-            "UPDATE pipes SET autoscaled_replicas = $3 WHERE id = $1 AND version = $2",
+            "UPDATE pipes SET autoscaled_replicas = $3, autoscaled_at = now()
+             WHERE id = $1 AND version = $2",
             pipe.id,
             pipe.version,
             replicas

@@ -18,6 +18,8 @@ pub struct PipeRecord {
     /// The autoscaler's replica count; `None` until it first decides (see
     /// `desired_replicas`).
     pub autoscaled_replicas: Option<i32>,
+    /// When the autoscaler last changed the count: its cooldowns run from here.
+    pub autoscaled_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -122,6 +124,7 @@ struct PipeRow {
     version: i64,
     ready_replicas: i32,
     autoscaled_replicas: Option<i32>,
+    autoscaled_at: Option<DateTime<Utc>>,
     last_error: Option<String>,
     last_error_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -150,6 +153,7 @@ impl TryFrom<PipeRow> for PipeRecord {
             version: row.version,
             ready_replicas: row.ready_replicas,
             autoscaled_replicas: row.autoscaled_replicas,
+            autoscaled_at: row.autoscaled_at,
             last_error: row.last_error,
             last_error_at: row.last_error_at,
             created_at: row.created_at,
@@ -208,7 +212,7 @@ impl Store {
             PipeRow,
             "INSERT INTO pipes (id, name, destination_id, spec, secrets, state)
              VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+             RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                        last_error, last_error_at, created_at, updated_at, state_changed_at",
             id,
             spec.name,
@@ -227,7 +231,7 @@ impl Store {
     pub async fn pipe(&self, id: Uuid) -> Result<Option<PipeRecord>> {
         sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE id = $1",
             id
@@ -245,7 +249,7 @@ impl Store {
     ) -> Result<Page<PipeRecord, Uuid>> {
         let rows = sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE ($1::uuid IS NULL OR id > $1) ORDER BY id LIMIT $2",
             after,
@@ -263,7 +267,7 @@ impl Store {
     pub async fn pipes_in_state(&self, state: PipeState) -> Result<Vec<PipeRecord>> {
         let rows = sqlx::query_as!(
             PipeRow,
-            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+            "SELECT id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                     last_error, last_error_at, created_at, updated_at, state_changed_at
              FROM pipes WHERE state = $1 ORDER BY id",
             state.as_str()
@@ -293,7 +297,7 @@ impl Store {
                          autoscaled_replicas = CASE WHEN $8 THEN NULL ELSE autoscaled_replicas END,
                          state_changed_at = CASE WHEN state = $6 THEN state_changed_at ELSE now() END
                      WHERE id = $1 AND version = $2
-                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                                last_error, last_error_at, created_at, updated_at, state_changed_at",
                     id,
                     expected_version,
@@ -314,7 +318,7 @@ impl Store {
                          version = version + 1, updated_at = now(),
                          state_changed_at = CASE WHEN state = $3 THEN state_changed_at ELSE now() END
                      WHERE id = $1 AND version = $2
-                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas,
+                     RETURNING id, spec, secrets, state, generation, version, ready_replicas, autoscaled_replicas, autoscaled_at,
                                last_error, last_error_at, created_at, updated_at, state_changed_at",
                     id,
                     expected_version,
@@ -379,14 +383,15 @@ impl Store {
     pub async fn latest_pipe_event(
         &self,
         pipe_id: Uuid,
-        kind: &str,
+        kinds: &[&str],
     ) -> Result<Option<EventRecord>> {
+        let kinds: Vec<String> = kinds.iter().map(|k| (*k).to_owned()).collect();
         let row = sqlx::query_as!(
             EventRow,
             "SELECT id, pipe_id, at, level, kind, message FROM pipe_events
-             WHERE pipe_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1",
+             WHERE pipe_id = $1 AND kind = ANY($2) ORDER BY id DESC LIMIT 1",
             pipe_id,
-            kind
+            &kinds
         )
         .fetch_optional(&self.pool)
         .await?;

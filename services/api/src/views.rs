@@ -49,8 +49,9 @@ pub struct PipeStatus {
     pub replicas: ReplicaCounts,
     /// Where each live replica runs, as its worker last reported it.
     pub placements: Vec<ReplicaPlacement>,
-    /// The scheduler's last placement of one of the pipe's replicas, with
-    /// its reason (all of them are in the pipe's events).
+    /// The scheduler's last decision about the pipe — a replica placed or
+    /// the replica count autoscaled — with its reason (all of them are in
+    /// the pipe's events, kinds `replica_placed` and `autoscaled`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_scheduling_decision: Option<SchedulingDecision>,
     pub generation: i64,

@@ -4,8 +4,11 @@
 //! state machine's observations: all desired replicas running (Running), a
 //! replica retrying (Degraded, with its error), a replica failed for good
 //! (Failed), no replica left of a stopping or deleting pipe (Stopped or
-//! removed). Placement and autoscaling grow here. One scheduler is active at
-//! a time (a Postgres advisory lock); others wait as standbys.
+//! removed). It autoscales pipes on lag (`autoscaler`) and places their
+//! replicas on the workers. One scheduler is active at a time (a Postgres
+//! advisory lock); others wait as standbys.
+
+mod autoscaler;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -125,6 +128,7 @@ async fn place_replicas(store: &Store) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     sluice_runtime::init_tracing();
     let store = sluice_runtime::open_store().await?;
+    let mut autoscaler = autoscaler::Autoscaler::from_env()?;
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     let mut leadership = None;
@@ -144,6 +148,9 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "lost the scheduler lock's session; standing by");
                 leadership = None;
             } else {
+                if let Err(e) = autoscaler.tick(&store).await {
+                    tracing::warn!(error = %e, "autoscaling failed; retrying");
+                }
                 if let Err(e) = place_replicas(&store).await {
                     tracing::warn!(error = %e, "placing replicas failed; retrying");
                 }

@@ -116,6 +116,7 @@ fn refresh_gauges(replica: &Replica, member: &GroupMember, pipeline: &KafkaPipel
         &pipeline.metrics,
         Lag::Messages(lag),
         pipeline.bytes + stats.fetch_queue_bytes,
+        (stats.partitions > 0).then_some(stats.partitions),
     );
 }
 

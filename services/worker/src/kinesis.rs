@@ -64,6 +64,8 @@ struct State<'a> {
     next_epoch: u64,
     tx: mpsc::Sender<Tagged>,
     started: Instant,
+    /// Shards not yet read to their end, at the last balance.
+    unfinished_shards: Option<usize>,
 }
 
 pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Result<(), RunError> {
@@ -120,6 +122,7 @@ pub async fn run(replica: &Replica, loaded: Loaded, failing: &mut Failing) -> Re
         next_epoch: 0,
         tx,
         started: Instant::now(),
+        unfinished_shards: None,
     };
     let mut pipeline: KinesisPipeline = Pipeline::new(
         pipe.id,
@@ -317,6 +320,7 @@ impl State<'_> {
             self.release(&shard, pipeline);
         }
 
+        self.unfinished_shards = Some(records.iter().filter(|r| !r.finished).count());
         let view: Vec<ShardLease> = records
             .iter()
             .map(|r| ShardLease {
@@ -508,6 +512,11 @@ impl State<'_> {
             .map(|h| h.millis_behind)
             .try_fold(0i64, |max, b| b.map(|b| max.max(b)));
         self.replica
-            .publish_gauges(&pipeline.metrics, Lag::Millis(behind), pipeline.bytes);
+            .publish_gauges(
+                &pipeline.metrics,
+                Lag::Millis(behind),
+                pipeline.bytes,
+                self.unfinished_shards,
+            );
     }
 }

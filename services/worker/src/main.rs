@@ -180,6 +180,7 @@ async fn supervise(
                     lag_millis: report.lag_millis,
                     cpu_seconds: replica.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                     memory_bytes: report.memory_bytes,
+                    source_units: report.source_units,
                 },
             )
             .await?;
@@ -227,6 +228,7 @@ async fn supervise(
             lag_messages: None,
             lag_millis: None,
             memory_bytes: 0,
+            source_units: None,
         }));
         let cpu_nanos = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(Counters::default());

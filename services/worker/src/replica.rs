@@ -23,6 +23,8 @@ pub struct Report {
     pub lag_messages: Option<i64>,
     pub lag_millis: Option<i64>,
     pub memory_bytes: i64,
+    /// Partitions or shards still to read, as the source last showed them.
+    pub source_units: Option<i32>,
 }
 
 /// A replica's lag in its source's unit; `None` while unknown.
@@ -106,7 +108,13 @@ impl Replica {
     }
 
     /// Publishes the gauges every source reports.
-    pub fn publish_gauges(&self, metrics: &crate::pipeline::Metrics, lag: Lag, memory: u64) {
+    pub fn publish_gauges(
+        &self,
+        metrics: &crate::pipeline::Metrics,
+        lag: Lag,
+        memory: u64,
+        source_units: Option<usize>,
+    ) {
         metrics.memory_bytes.set(memory as f64);
         metrics
             .cpu_seconds
@@ -117,6 +125,7 @@ impl Replica {
             Lag::Millis(millis) => (None, millis),
         };
         report.memory_bytes = memory as i64;
+        report.source_units = source_units.and_then(|n| i32::try_from(n).ok());
     }
 
     pub async fn run(self) {

@@ -349,3 +349,117 @@ async fn scaling_while_ingesting_loses_nothing() {
     )
     .await;
 }
+
+/// The pipe's events of `kind`, oldest first.
+async fn events_of(services: &Services, pipe: &str, kind: &str) -> Vec<String> {
+    let (_, body) = services
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/pipes/{pipe}/events?limit=100"),
+            None,
+        )
+        .await;
+    let mut messages: Vec<String> = body["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect();
+    messages.reverse();
+    messages
+}
+
+/// A burst the single replica cannot keep up with (a materialized view
+/// makes every insert take 0.3 s more) scales the pipe up on lag; once the
+/// backlog is drained it scales back down to its minimum. Each decision is
+/// an `autoscaled` event with its reason, and nothing is lost. The policy's
+/// thresholds are shortened so the test takes a minute and a half.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lag_burst_autoscales_up_and_back_down() {
+    let clickhouse = ClickHouse::create().await;
+    let mut services = Services::start_with(&[
+        ("SLUICE_AUTOSCALE_UP_LAG_SECS", "3"),
+        ("SLUICE_AUTOSCALE_SUSTAIN_UP_SECS", "2"),
+        ("SLUICE_AUTOSCALE_COOLDOWN_UP_SECS", "10"),
+        ("SLUICE_AUTOSCALE_DOWN_LAG_SECS", "1"),
+        ("SLUICE_AUTOSCALE_SUSTAIN_DOWN_SECS", "8"),
+        ("SLUICE_AUTOSCALE_COOLDOWN_DOWN_SECS", "12"),
+    ])
+    .await;
+    services.start_extra_worker();
+    services.start_extra_worker();
+    let topic = format!("burst-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 6).await;
+    let destination = services.create_destination(&clickhouse).await;
+    let pipe = services
+        .create_and_start(json!({
+            "name": "burst",
+            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
+            "destination": {
+                "destinationId": destination,
+                "table": "events",
+                "managedTable": true,
+                "tableDefinition": {"sortingKey": ["id"]},
+                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
+            },
+            "scaling": {"replicas": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}},
+            "settings": {"streaming_max_insert_wait_ms": 500, "max_insert_rows": 1000}
+        }))
+        .await;
+    wave(&topic, 0, Duration::from_millis(200));
+    waves_landed(&clickhouse, 1, "the first wave", 60).await;
+    // At most 1,000 rows per insert, 0.3 s each: about 3,000 rows/s per
+    // replica, so the burst takes one replica half a minute.
+    clickhouse
+        .query("CREATE MATERIALIZED VIEW slow_down ENGINE = Null AS SELECT sleep(0.3) AS pause FROM events")
+        .await
+        .unwrap();
+
+    let burst_waves = 8;
+    let producer_thread = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            for w in 1..=burst_waves {
+                wave(&topic, w, Duration::ZERO);
+            }
+        })
+    };
+    eventually(
+        "the pipe to scale up on lag",
+        Duration::from_secs(90),
+        || async { !events_of(&services, &pipe, "autoscaled").await.is_empty() },
+    )
+    .await;
+    producer_thread.join().unwrap();
+    let up = events_of(&services, &pipe, "autoscaled").await;
+    println!("scaled up: {up:?}");
+    assert!(up[0].contains("above 3.0 s"), "{up:?}");
+    assert!(up[0].contains("1 → 2") || up[0].contains("1 → 3"), "{up:?}");
+
+    waves_landed(&clickhouse, burst_waves as u64 + 1, "the burst", 240).await;
+    eventually(
+        "the pipe to scale back down to one replica",
+        Duration::from_secs(120),
+        || async {
+            let status = services.status(&pipe).await;
+            status["replicas"]["desired"] == 1
+                && events_of(&services, &pipe, "autoscaled")
+                    .await
+                    .last()
+                    .is_some_and(|m| m.contains("below 1.0 s") && m.contains("→ 1 replicas"))
+        },
+    )
+    .await;
+    let decisions = events_of(&services, &pipe, "autoscaled").await;
+    println!("autoscaling decisions: {decisions:#?}");
+    let status = services.status(&pipe).await;
+    assert!(
+        status["lastSchedulingDecision"]["message"].is_string(),
+        "{status}"
+    );
+    let (rows, distinct) = landed(&clickhouse).await;
+    println!("lag burst: {rows} rows, {distinct} distinct");
+    assert_eq!(distinct, (burst_waves as u64 + 1) * PER_WAVE as u64, "nothing lost");
+}

@@ -264,7 +264,7 @@ async fn get_status(
         .collect();
     status.last_scheduling_decision = state
         .store
-        .latest_pipe_event(id, "replica_placed")
+        .latest_pipe_event(id, &["replica_placed", "autoscaled"])
         .await?
         .map(|e| SchedulingDecision {
             message: e.message,

@@ -258,8 +258,12 @@ services_up() {
   export RUST_LOG=${RUST_LOG:-info}
   launch sluice-api "$api_port" "$target_dir/debug/sluice-api"
   wait_for sluice-api 60 curl -fs -o /dev/null "http://127.0.0.1:$api_port/readyz"
-  launch sluice-scheduler "" "$target_dir/debug/sluice-scheduler"
-  launch sluice-worker "" "$target_dir/debug/sluice-worker"
+  # The scheduler runs the workers itself (the local fleet runtime): as
+  # many as the pipes need, between the bounds; they log into its log and
+  # stop with it (same process group).
+  SLUICE_FLEET=${SLUICE_FLEET:-local} SLUICE_FLEET_MIN_WORKERS=${SLUICE_FLEET_MIN_WORKERS:-1} \
+    SLUICE_FLEET_MAX_WORKERS=${SLUICE_FLEET_MAX_WORKERS:-4} \
+    launch sluice-scheduler "" "$target_dir/debug/sluice-scheduler"
   unset SLUICE_BOOTSTRAP_ADMIN_KEY
 }
 

@@ -250,7 +250,11 @@ mod tests {
         let (history, now) = held(Some(Duration::from_secs(45)), Duration::from_secs(15));
         let up = decide(&POLICY, bounds(1, 10), &load(2, 45), &history, now).unwrap();
         assert_eq!(up.to, 3, "{}", up.reason);
-        assert!(up.reason.contains("lag 45.0 s above 30.0 s"), "{}", up.reason);
+        assert!(
+            up.reason.contains("lag 45.0 s above 30.0 s"),
+            "{}",
+            up.reason
+        );
         let (history, now) = held(Some(Duration::from_secs(600)), Duration::from_secs(20));
         let up = decide(&POLICY, bounds(1, 10), &load(2, 600), &history, now).unwrap();
         assert_eq!(up.to, 4);
@@ -259,7 +263,10 @@ mod tests {
     #[test]
     fn a_short_burst_does_not_scale() {
         let (history, now) = held(Some(Duration::from_secs(45)), Duration::from_secs(14));
-        assert_eq!(decide(&POLICY, bounds(1, 10), &load(2, 45), &history, now), None);
+        assert_eq!(
+            decide(&POLICY, bounds(1, 10), &load(2, 45), &history, now),
+            None
+        );
     }
 
     #[test]

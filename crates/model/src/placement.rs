@@ -331,6 +331,124 @@ pub fn workers_needed(
         .clamp(min, max.max(min))
 }
 
+/// What the fleet runtime sees this tick (see `fleet_step`).
+#[derive(Debug, Clone)]
+pub struct FleetView<'a> {
+    /// The live workers, with their capacity and draining flag.
+    pub workers: &'a [WorkerCapacity],
+    pub demands: &'a [ReplicaDemand],
+    /// The capacity a worker the runtime starts registers with.
+    pub per_worker: WorkerCapacity,
+    pub min: usize,
+    pub max: usize,
+    /// How many workers the runtime runs now (ordinals `0..n`).
+    pub running: usize,
+    /// How many of the runtime's workers have registered: replicas that
+    /// find no room wait for the ones still starting before the fleet grows
+    /// again.
+    pub registered: usize,
+    /// The live worker a shrink would stop (ordinal `running - 1`), if it
+    /// has registered.
+    pub last: Option<Uuid>,
+}
+
+/// One step towards the fleet the demand needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetStep {
+    Stay,
+    /// Start workers up to this many.
+    Grow {
+        to: usize,
+        reason: String,
+    },
+    /// Move the replicas off the worker a shrink would stop.
+    Drain {
+        worker: Uuid,
+        reason: String,
+    },
+    /// Stop the last worker; nothing runs on it any more.
+    Shrink {
+        to: usize,
+        reason: String,
+    },
+}
+
+/// How the fleet should change: grow to what the demand needs (one more
+/// when replicas find no room though the totals fit: fragmentation), and
+/// shrink only the last worker, only once the others can take all of its
+/// replicas, and only after draining it, so a shrink never cuts a replica
+/// off mid-batch.
+pub fn fleet_step(view: &FleetView<'_>) -> FleetStep {
+    let max = view.max.max(view.min);
+    let needed = workers_needed(view.demands, &view.per_worker, view.min, max);
+    let unplaced = place(view.workers, view.demands).unplaced.len();
+    let want = if unplaced > 0 && view.running >= needed && view.registered >= view.running {
+        (view.running + 1).min(max)
+    } else {
+        needed
+    };
+    let demand = || {
+        let cpu: u64 = view.demands.iter().map(|d| u64::from(d.millicpu)).sum();
+        format!("{} replicas need {} m CPU", view.demands.len(), cpu)
+    };
+    if want > view.running {
+        let why = if want > needed {
+            format!("{unplaced} replicas found no room")
+        } else if view.demands.is_empty() {
+            format!("the minimum is {}", view.min)
+        } else {
+            demand()
+        };
+        return FleetStep::Grow {
+            to: want,
+            reason: format!("{why}: {} → {want} workers (at most {max})", view.running),
+        };
+    }
+    if want >= view.running || view.running == 0 {
+        return FleetStep::Stay;
+    }
+    let to = view.running - 1;
+    let Some(last) = view.last else {
+        return FleetStep::Shrink {
+            to,
+            reason: format!("{}; the last worker has not registered", demand()),
+        };
+    };
+    let others: Vec<WorkerCapacity> = view
+        .workers
+        .iter()
+        .map(|w| WorkerCapacity {
+            draining: w.draining || w.id == last,
+            ..w.clone()
+        })
+        .collect();
+    if !place(&others, view.demands).unplaced.is_empty() {
+        // The totals fit in fewer workers, but not the replicas as they
+        // are sized: keep the worker.
+        return FleetStep::Stay;
+    }
+    let draining = view.workers.iter().any(|w| w.id == last && w.draining);
+    let still_runs = view.demands.iter().any(|d| d.current == Some(last));
+    if !draining {
+        FleetStep::Drain {
+            worker: last,
+            reason: format!("{}: draining worker {last} before stopping it", demand()),
+        }
+    } else if still_runs {
+        FleetStep::Stay
+    } else {
+        FleetStep::Shrink {
+            to,
+            reason: format!(
+                "{}: {} → {to} workers (at least {})",
+                demand(),
+                view.running,
+                view.min
+            ),
+        }
+    }
+}
+
 /// The replicas of `placement` on each worker, for reports.
 pub fn by_worker(placement: &Placement) -> HashMap<Uuid, Vec<ReplicaKey>> {
     let mut out: HashMap<Uuid, Vec<ReplicaKey>> = HashMap::new();
@@ -343,6 +461,137 @@ pub fn by_worker(placement: &Placement) -> HashMap<Uuid, Vec<ReplicaKey>> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    fn demand(pipe: u128, replica: i32, current: Option<u128>) -> ReplicaDemand {
+        ReplicaDemand {
+            pipe: Uuid::from_u128(pipe),
+            replica,
+            millicpu: 500,
+            memory_mib: 1000,
+            current: current.map(Uuid::from_u128),
+        }
+    }
+
+    fn view<'a>(
+        workers: &'a [WorkerCapacity],
+        demands: &'a [ReplicaDemand],
+        running: usize,
+        last: Option<u128>,
+    ) -> FleetView<'a> {
+        FleetView {
+            workers,
+            demands,
+            per_worker: worker(0, 1000),
+            min: 1,
+            max: 4,
+            running,
+            registered: running,
+            last: last.map(Uuid::from_u128),
+        }
+    }
+
+    #[test]
+    fn the_fleet_grows_to_the_demand_within_its_bounds() {
+        let workers = [worker(1, 1000)];
+        let demands: Vec<_> = (0..5).map(|r| demand(9, r, None)).collect();
+        // 2,500 m on 1,000 m workers, and a pipe of 5 replicas to spread:
+        // 5 workers, capped at 4.
+        match fleet_step(&view(&workers, &demands, 1, Some(1))) {
+            FleetStep::Grow { to, reason } => {
+                assert_eq!(to, 4);
+                assert!(reason.contains("1 → 4 workers"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            fleet_step(&view(&workers, &demands, 4, Some(1))),
+            FleetStep::Stay
+        );
+    }
+
+    #[test]
+    fn fragmentation_grows_the_fleet_by_one() {
+        // 2 × 600 m fits 2 workers by the totals (1,200 m ≤ 2,000 m) but
+        // not on 1,000 m workers holding 600 m each already.
+        let workers = [worker(1, 1000), worker(2, 1000)];
+        let mut demands = vec![
+            ReplicaDemand {
+                millicpu: 600,
+                ..demand(1, 0, Some(1))
+            },
+            ReplicaDemand {
+                millicpu: 600,
+                ..demand(2, 0, Some(2))
+            },
+            ReplicaDemand {
+                millicpu: 600,
+                ..demand(3, 0, None)
+            },
+        ];
+        demands[2].millicpu = 600;
+        match fleet_step(&view(&workers, &demands, 2, Some(2))) {
+            FleetStep::Grow { to, .. } => assert_eq!(to, 3),
+            other => panic!("{other:?}"),
+        }
+        // While a started worker has not registered, wait for it.
+        let starting = FleetView {
+            registered: 1,
+            ..view(&workers, &demands, 2, Some(2))
+        };
+        assert_eq!(fleet_step(&starting), FleetStep::Stay);
+    }
+
+    #[test]
+    fn a_shrink_drains_the_last_worker_first_and_waits_for_its_replicas() {
+        let mut workers = [worker(1, 1000), worker(2, 1000)];
+        let demands = [demand(1, 0, Some(1)), demand(2, 0, Some(2))];
+        assert_eq!(
+            fleet_step(&view(&workers, &demands, 2, Some(2))),
+            FleetStep::Drain {
+                worker: Uuid::from_u128(2),
+                reason: "2 replicas need 1000 m CPU: draining worker 00000000-0000-0000-0000-000000000002 before stopping it".into()
+            }
+        );
+        workers[1].draining = true;
+        assert_eq!(
+            fleet_step(&view(&workers, &demands, 2, Some(2))),
+            FleetStep::Stay
+        );
+        let moved = [demand(1, 0, Some(1)), demand(2, 0, Some(1))];
+        match fleet_step(&view(&workers, &moved, 2, Some(2))) {
+            FleetStep::Shrink { to, .. } => assert_eq!(to, 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_shrink_when_the_others_cannot_take_the_replicas() {
+        // 3 × 600 m: the totals fit 2 workers, but not as sized.
+        let workers = [worker(1, 1000), worker(2, 1000), worker(3, 1000)];
+        let demands: Vec<_> = (0..3)
+            .map(|p| ReplicaDemand {
+                millicpu: 600,
+                ..demand(p, 0, Some(p + 1))
+            })
+            .collect();
+        assert_eq!(
+            fleet_step(&view(&workers, &demands, 3, Some(3))),
+            FleetStep::Stay
+        );
+    }
+
+    #[test]
+    fn never_below_the_minimum() {
+        let workers = [worker(1, 1000)];
+        assert_eq!(
+            fleet_step(&view(&workers, &[], 1, Some(1))),
+            FleetStep::Stay
+        );
+        match fleet_step(&view(&[], &[], 0, None)) {
+            FleetStep::Grow { to, .. } => assert_eq!(to, 1),
+            other => panic!("{other:?}"),
+        }
+    }
 
     use super::*;
 

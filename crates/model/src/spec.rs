@@ -334,9 +334,10 @@ impl Scaling {
     /// narrowing the bounds takes effect at once; otherwise `replicas`.
     pub fn replicas_now(&self, autoscaled: Option<u32>) -> u32 {
         match self.autoscaling {
-            Some(bounds) => autoscaled
-                .unwrap_or(self.replicas)
-                .clamp(bounds.min_replicas, bounds.max_replicas.max(bounds.min_replicas)),
+            Some(bounds) => autoscaled.unwrap_or(self.replicas).clamp(
+                bounds.min_replicas,
+                bounds.max_replicas.max(bounds.min_replicas),
+            ),
             None => self.replicas,
         }
     }

@@ -170,9 +170,7 @@ fn pipe_context(id: Uuid) -> Vec<u8> {
 impl PipeRecord {
     /// How many replicas should run while the pipe is live.
     pub fn desired_replicas(&self) -> u32 {
-        let autoscaled = self
-            .autoscaled_replicas
-            .and_then(|n| u32::try_from(n).ok());
+        let autoscaled = self.autoscaled_replicas.and_then(|n| u32::try_from(n).ok());
         self.spec.scaling.replicas_now(autoscaled)
     }
 

@@ -62,10 +62,33 @@ impl Store {
     /// Marks a worker as draining: the scheduler moves its replicas away
     /// and gives it no new ones. False when no such worker is registered.
     pub async fn drain_worker(&self, id: Uuid) -> Result<bool> {
-        let done = sqlx::query!("UPDATE workers SET draining = true WHERE id = $1", id)
-            .execute(&self.pool)
-            .await?;
+        self.set_worker_draining(id, true).await
+    }
+
+    /// Sets or clears a worker's draining flag; false when no such worker
+    /// is registered.
+    pub async fn set_worker_draining(&self, id: Uuid, draining: bool) -> Result<bool> {
+        let done = sqlx::query!(
+            "UPDATE workers SET draining = $2 WHERE id = $1",
+            id,
+            draining
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes workers silent for longer than `silence`: a worker killed
+    /// without deregistering would otherwise stay listed for ever. Their
+    /// replica leases have long been placed elsewhere.
+    pub async fn forget_silent_workers(&self, silence: Duration) -> Result<u64> {
+        let done = sqlx::query!(
+            "DELETE FROM workers WHERE heartbeat_at < now() - make_interval(secs => $1)",
+            silence.as_secs_f64()
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// The live replicas on each worker, with their pipe's replica size

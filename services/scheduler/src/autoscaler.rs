@@ -151,7 +151,10 @@ impl Autoscaler {
 
 /// Every live replica's value, or `None` while one is still unknown (a
 /// replica that just joined): a partial sum would understate the lag.
-fn all_known(reports: &[ReplicaReport], value: impl Fn(&ReplicaReport) -> Option<i64>) -> Option<Vec<i64>> {
+fn all_known(
+    reports: &[ReplicaReport],
+    value: impl Fn(&ReplicaReport) -> Option<i64>,
+) -> Option<Vec<i64>> {
     if reports.is_empty() {
         return None;
     }

@@ -9,6 +9,7 @@
 //! advisory lock); others wait as standbys.
 
 mod autoscaler;
+mod fleet;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -23,10 +24,21 @@ const TICK: Duration = Duration::from_secs(1);
 /// it; the worker's own renewals use the same span.
 const ASSIGNMENT_TTL: Duration = Duration::from_secs(15);
 
+/// Workers silent this long are removed from the workers table.
+const FORGET_SILENT_WORKERS: Duration = Duration::from_secs(600);
+
+/// What placement saw and decided, for sizing the fleet.
+struct Placed {
+    workers: Vec<sluice_store::WorkerRecord>,
+    capacities: Vec<WorkerCapacity>,
+    /// Each replica where it runs once the moves are made.
+    demands: Vec<ReplicaDemand>,
+}
+
 /// Places every replica of every live pipe on the live workers
 /// (`sluice_model::placement`) and writes the moves as leases under new
 /// epochs. Each move is recorded as a pipe event with its reason.
-async fn place_replicas(store: &Store) -> anyhow::Result<()> {
+async fn place_replicas(store: &Store) -> anyhow::Result<Placed> {
     let workers = store.live_workers(WORKER_SILENCE).await?;
     let live: HashMap<Uuid, bool> = workers.iter().map(|w| (w.id, w.draining)).collect();
     let leases: HashMap<(Uuid, i32), PlacedReplica> = store
@@ -121,7 +133,18 @@ async fn place_replicas(store: &Store) -> anyhow::Result<()> {
             store.insert_pipe_event(*pipe_id, &event).await?;
         }
     }
-    Ok(())
+    let demands = demands
+        .into_iter()
+        .map(|d| ReplicaDemand {
+            current: placement.assignments.get(&(d.pipe, d.replica)).copied(),
+            ..d
+        })
+        .collect();
+    Ok(Placed {
+        workers,
+        capacities: fleet,
+        demands,
+    })
 }
 
 #[tokio::main]
@@ -129,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
     sluice_runtime::init_tracing();
     let store = sluice_runtime::open_store().await?;
     let mut autoscaler = autoscaler::Autoscaler::from_env()?;
+    let mut fleet = fleet::FleetSizer::from_env().await?;
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     let mut leadership = None;
@@ -151,8 +175,25 @@ async fn main() -> anyhow::Result<()> {
                 if let Err(e) = autoscaler.tick(&store).await {
                     tracing::warn!(error = %e, "autoscaling failed; retrying");
                 }
-                if let Err(e) = place_replicas(&store).await {
-                    tracing::warn!(error = %e, "placing replicas failed; retrying");
+                match place_replicas(&store).await {
+                    Ok(placed) => {
+                        if let Some(fleet) = &mut fleet {
+                            let Placed {
+                                workers,
+                                capacities,
+                                demands,
+                            } = placed;
+                            if let Err(e) =
+                                fleet.tick(&store, &workers, &capacities, &demands).await
+                            {
+                                tracing::warn!(error = %e, "sizing the fleet failed; retrying");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "placing replicas failed; retrying"),
+                }
+                if let Err(e) = store.forget_silent_workers(FORGET_SILENT_WORKERS).await {
+                    tracing::warn!(error = %e, "forgetting silent workers failed");
                 }
                 if let Err(e) = reconcile(&store).await {
                     tracing::warn!(error = %e, "reconciliation failed; retrying");
@@ -160,10 +201,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => break,
             _ = tokio::time::sleep(TICK) => {}
         }
     }
+    if let Some(fleet) = &fleet {
+        fleet.shutdown().await;
+    }
+    Ok(())
 }
 
 async fn reconcile(store: &Store) -> anyhow::Result<()> {

@@ -511,12 +511,11 @@ impl State<'_> {
             .values()
             .map(|h| h.millis_behind)
             .try_fold(0i64, |max, b| b.map(|b| max.max(b)));
-        self.replica
-            .publish_gauges(
-                &pipeline.metrics,
-                Lag::Millis(behind),
-                pipeline.bytes,
-                self.unfinished_shards,
-            );
+        self.replica.publish_gauges(
+            &pipeline.metrics,
+            Lag::Millis(behind),
+            pipeline.bytes,
+            self.unfinished_shards,
+        );
     }
 }

@@ -163,6 +163,16 @@ impl Services {
     }
 
     pub async fn start_with(extra_env: &[(&str, &str)]) -> Self {
+        Self::start_services(extra_env, true).await
+    }
+
+    /// The API and a scheduler, no worker: for a scheduler that runs its
+    /// own fleet (`SLUICE_FLEET=local`).
+    pub async fn start_without_workers(extra_env: &[(&str, &str)]) -> Self {
+        Self::start_services(extra_env, false).await
+    }
+
+    async fn start_services(extra_env: &[(&str, &str)], with_worker: bool) -> Self {
         let db = TestDatabase::create().await;
         let api_port = free_port();
         let metrics_port = free_port();
@@ -203,7 +213,7 @@ impl Services {
             token,
             worker_metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
             scheduler: spawn("sluice-scheduler", &env),
-            worker: Some(spawn("sluice-worker", &env)),
+            worker: with_worker.then(|| spawn("sluice-worker", &env)),
             extras: Vec::new(),
             env,
             api_process,
@@ -355,7 +365,9 @@ fn spawn(name: &str, env: &[(String, String)]) -> Child {
         .append(true)
         .open(log_dir.join(format!("e2e-{name}.log")))
         .expect("log file");
-    Command::new(binary(name))
+    // A process group of its own, so the workers a scheduler starts go
+    // with it when the test ends.
+    std::os::unix::process::CommandExt::process_group(&mut Command::new(binary(name)), 0)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -375,6 +387,9 @@ impl Drop for Services {
         .flatten()
         .chain(self.extras.iter_mut())
         {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -47,21 +47,37 @@ async fn start_pipe(
     topic: &str,
     name: &str,
 ) -> String {
+    start_pipe_with(services, clickhouse, topic, name, json!({})).await
+}
+
+/// `start_pipe`, with the top-level fields of `overrides` (scaling,
+/// settings) in place of the defaults.
+async fn start_pipe_with(
+    services: &Services,
+    clickhouse: &ClickHouse,
+    topic: &str,
+    name: &str,
+    overrides: serde_json::Value,
+) -> String {
     let destination = services.create_destination(clickhouse).await;
-    services
-        .create_and_start(json!({
-            "name": name,
-            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
-            "destination": {
-                "destinationId": destination,
-                "table": "events",
-                "managedTable": true,
-                "tableDefinition": {"sortingKey": ["id"]},
-                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
-            },
-            "settings": {"streaming_max_insert_wait_ms": 500}
-        }))
-        .await
+    let mut pipe = json!({
+        "name": name,
+        "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
+        "destination": {
+            "destinationId": destination,
+            "table": "events",
+            "managedTable": true,
+            "tableDefinition": {"sortingKey": ["id"]},
+            "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
+        },
+        "settings": {"streaming_max_insert_wait_ms": 500}
+    });
+    if let (Some(pipe), Some(overrides)) = (pipe.as_object_mut(), overrides.as_object()) {
+        for (key, value) in overrides {
+            pipe.insert(key.clone(), value.clone());
+        }
+    }
+    services.create_and_start(pipe).await
 }
 
 /// Waits until `waves` waves of distinct ids have landed.
@@ -392,22 +408,17 @@ async fn a_lag_burst_autoscales_up_and_back_down() {
     services.start_extra_worker();
     let topic = format!("burst-{}", uuid::Uuid::new_v4().simple());
     create_topic(&topic, 6).await;
-    let destination = services.create_destination(&clickhouse).await;
-    let pipe = services
-        .create_and_start(json!({
-            "name": "burst",
-            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic]}},
-            "destination": {
-                "destinationId": destination,
-                "table": "events",
-                "managedTable": true,
-                "tableDefinition": {"sortingKey": ["id"]},
-                "columns": [{"name": "id", "type": "UInt64"}, {"name": "payload", "type": "String"}]
-            },
+    let pipe = start_pipe_with(
+        &services,
+        &clickhouse,
+        &topic,
+        "burst",
+        json!({
             "scaling": {"replicas": 1, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}},
             "settings": {"streaming_max_insert_wait_ms": 500, "max_insert_rows": 1000}
-        }))
-        .await;
+        }),
+    )
+    .await;
     wave(&topic, 0, Duration::from_millis(200));
     waves_landed(&clickhouse, 1, "the first wave", 60).await;
     // At most 1,000 rows per insert, 0.3 s each: about 3,000 rows/s per
@@ -461,5 +472,83 @@ async fn a_lag_burst_autoscales_up_and_back_down() {
     );
     let (rows, distinct) = landed(&clickhouse).await;
     println!("lag burst: {rows} rows, {distinct} distinct");
-    assert_eq!(distinct, (burst_waves as u64 + 1) * PER_WAVE as u64, "nothing lost");
+    assert_eq!(
+        distinct,
+        (burst_waves as u64 + 1) * PER_WAVE as u64,
+        "nothing lost"
+    );
+}
+
+/// The live workers, as `GET /v1/workers` lists them.
+async fn workers(services: &Services) -> Vec<serde_json::Value> {
+    let (code, body) = services
+        .call(reqwest::Method::GET, "/v1/workers", None)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    body.as_array().cloned().unwrap_or_default()
+}
+
+/// The scheduler runs its own workers (`SLUICE_FLEET=local`, 250 m each,
+/// 1 to 3): a pipe of three replicas grows the fleet to three workers, one
+/// per replica; scaled back to one replica, the fleet drains and stops the
+/// workers it no longer needs, one at a time, while records keep landing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_local_fleet_follows_the_demand() {
+    let clickhouse = ClickHouse::create().await;
+    let services = Services::start_without_workers(&[
+        ("SLUICE_FLEET", "local"),
+        ("SLUICE_FLEET_MIN_WORKERS", "1"),
+        ("SLUICE_FLEET_MAX_WORKERS", "3"),
+        ("SLUICE_FLEET_WORKER_MILLICPU", "250"),
+        ("SLUICE_FLEET_WORKER_MEMORY_MIB", "2048"),
+        ("SLUICE_FLEET_SCALE_DOWN_DELAY_SECS", "3"),
+    ])
+    .await;
+    eventually(
+        "the minimum fleet of one worker",
+        Duration::from_secs(30),
+        || async { workers(&services).await.len() == 1 },
+    )
+    .await;
+    let topic = format!("fleet-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 6).await;
+    let pipe = start_pipe_with(
+        &services,
+        &clickhouse,
+        &topic,
+        "fleet",
+        json!({"scaling": {"replicas": 3}}),
+    )
+    .await;
+    running_on_distinct_workers(&services, &pipe, 3).await;
+    let fleet = workers(&services).await;
+    assert_eq!(fleet.len(), 3, "{fleet:?}");
+    wave(&topic, 0, Duration::from_millis(100));
+    waves_landed(&clickhouse, 1, "the first wave on three workers", 60).await;
+
+    let producer_thread = {
+        let topic = topic.clone();
+        std::thread::spawn(move || wave(&topic, 1, Duration::from_millis(800)))
+    };
+    let (code, body) = services
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/pipes/{pipe}/scaling"),
+            Some(json!({"replicas": 1})),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    eventually(
+        "the fleet to shrink to one worker",
+        Duration::from_secs(90),
+        || async { workers(&services).await.len() == 1 },
+    )
+    .await;
+    producer_thread.join().unwrap();
+    running_on_distinct_workers(&services, &pipe, 1).await;
+    wave(&topic, 2, Duration::from_millis(100));
+    waves_landed(&clickhouse, 3, "every wave after the fleet shrank", 90).await;
+    let (rows, distinct) = landed(&clickhouse).await;
+    println!("local fleet 1 → 3 → 1 workers: {rows} rows, {distinct} distinct");
+    assert_eq!(distinct, 3 * PER_WAVE as u64, "nothing lost");
 }

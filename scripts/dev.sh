@@ -9,6 +9,12 @@ ch_http_port=${SLUICE_CH_HTTP_PORT:-18123}
 if ! command -v jq >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null 2>&1 || true  # the README tour uses jq
 fi
+# The web UI is optional: without npm the API still runs.
+if command -v npm >/dev/null 2>&1; then
+  "$here/scripts/web.sh" build || echo "dev: the web UI did not build; the API runs without it" >&2
+else
+  echo "dev: npm is missing, so the web UI is not built; the API runs without it" >&2
+fi
 "$here/scripts/stack.sh" up
 
 cat >"$stack_dir/env" <<ENV
@@ -23,6 +29,7 @@ chmod 600 "$stack_dir/env"
 cat <<MSG
 
 Sluice is running.
+  Web UI       http://127.0.0.1:$api_port/   (sign in with the admin key below)
   API          http://127.0.0.1:$api_port   (OpenAPI: /v1/openapi.json, interactive docs: /docs)
   Admin key    $(cat "$stack_dir/admin-key")
   ClickHouse   http://127.0.0.1:$ch_http_port

@@ -255,6 +255,9 @@ services_up() {
   export SLUICE_MASTER_KEY_FILE=$stack_dir/master.key
   export SLUICE_BOOTSTRAP_ADMIN_KEY; SLUICE_BOOTSTRAP_ADMIN_KEY=$(cat "$key_file")
   export SLUICE_API_ADDR=127.0.0.1:$api_port
+  # The built web UI (scripts/web.sh build); without it the API serves only
+  # the API.
+  export SLUICE_WEB_DIR=${SLUICE_WEB_DIR:-$here/web/dist}
   export RUST_LOG=${RUST_LOG:-info}
   launch sluice-api "$api_port" "$target_dir/debug/sluice-api"
   wait_for sluice-api 60 curl -fs -o /dev/null "http://127.0.0.1:$api_port/readyz"

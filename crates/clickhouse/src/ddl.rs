@@ -8,6 +8,12 @@ pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
 }
 
+/// A string literal: backslashes and quotes escaped, so a name read from a
+/// request can be compared against in `system.tables` without becoming SQL.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 pub fn qualified(database: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(database), quote_ident(table))
 }
@@ -100,6 +106,13 @@ pub fn insert_statement_as(database: &str, table: &str, columns: &[&str], format
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_cannot_break_out() {
+        assert_eq!(quote_literal("shop"), "'shop'");
+        assert_eq!(quote_literal("a'b"), "'a\\'b'");
+        assert_eq!(quote_literal("a\\' OR 1"), "'a\\\\\\' OR 1'");
+    }
 
     #[test]
     fn statements() {

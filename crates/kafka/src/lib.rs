@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod consumer;
+pub mod probe;
 
 pub use config::{consumer_settings, ConfigError};
 pub use consumer::{ConsumerStats, GroupMember, PartitionKey};

@@ -5,6 +5,7 @@ pub mod client;
 pub mod fanout;
 pub mod kpl;
 pub mod leases;
+pub mod probe;
 pub mod reader;
 pub mod schedule;
 

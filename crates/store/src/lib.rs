@@ -22,7 +22,7 @@ pub use keys::{ApiKeyRecord, NewApiKey, Role};
 pub use leases::{
     Lease, PlacedReplica, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary,
 };
-pub use metrics::PipeCounters;
+pub use metrics::{MetricBucket, PipeActivity, PipeCounters, METRIC_BUCKET_SECONDS};
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use shards::ShardLeaseRecord;
 pub use workers::{Leadership, WorkerRecord, WorkerReplica};

@@ -9,6 +9,7 @@ mod problem;
 mod routes;
 mod views;
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::OpenApi;
@@ -36,6 +38,7 @@ pub struct AppState {
     pub store: Store,
     pub max_body_bytes: usize,
     metrics: PrometheusHandle,
+    web_dir: Option<PathBuf>,
 }
 
 impl AppState {
@@ -44,7 +47,14 @@ impl AppState {
             store,
             max_body_bytes,
             metrics: prometheus(),
+            web_dir: None,
         }
+    }
+
+    /// Serves the built web UI (`web/dist`) from this directory at `/`.
+    pub fn with_web_dir(mut self, dir: PathBuf) -> Self {
+        self.web_dir = Some(dir);
+        self
     }
 }
 
@@ -74,7 +84,8 @@ fn prometheus() -> PrometheusHandle {
     tags(
         (name = "pipes", description = "Pipes from a Kafka topic or Kinesis stream into a ClickHouse table"),
         (name = "destinations", description = "ClickHouse endpoints"),
-        (name = "keys", description = "API keys (admin only)"),
+        (name = "sources", description = "Kafka clusters and Kinesis streams looked at before a pipe reads them: connection checks, topic and stream lists, samples, schema discovery"),
+        (name = "keys", description = "API keys (admin only) and the caller's own session"),
         (name = "workers", description = "The worker fleet: capacity, use, replicas, draining"),
         (name = "system", description = "Health, readiness, metrics")
     )
@@ -118,6 +129,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::keys::router())
         .merge(routes::system::router())
         .merge(routes::workers::router())
+        .merge(routes::sources::router())
+        .merge(routes::tables::router())
 }
 
 /// The OpenAPI document, as checked in at `openapi/openapi.json`.
@@ -135,9 +148,20 @@ pub fn openapi_json() -> String {
 
 pub fn app(state: AppState) -> Router {
     let (router, api) = api_router().split_for_parts();
+    let router = router.merge(SwaggerUi::new("/docs").url("/v1/openapi.json", api));
+    // Anything that is not an API route is a file of the web UI; a missing
+    // file, or no UI at all, is the API's problem+json 404.
+    let router = match &state.web_dir {
+        Some(dir) => router.fallback_service(
+            ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .not_found_service(axum::handler::HandlerWithoutStateExt::into_service(
+                    not_found,
+                )),
+        ),
+        None => router.fallback(not_found),
+    };
     router
-        .merge(SwaggerUi::new("/docs").url("/v1/openapi.json", api))
-        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http())

@@ -32,7 +32,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr} (SLUICE_API_ADDR)"))?;
     tracing::info!(%addr, "sluice-api listening");
-    let app = sluice_api::app(sluice_api::AppState::new(store, max_body_bytes));
+    let mut state = sluice_api::AppState::new(store, max_body_bytes);
+    match env("SLUICE_WEB_DIR").map(std::path::PathBuf::from) {
+        Some(dir) if dir.join("index.html").is_file() => {
+            tracing::info!(dir = %dir.display(), "serving the web UI at /");
+            state = state.with_web_dir(dir);
+        }
+        Some(dir) => tracing::warn!(
+            dir = %dir.display(),
+            "SLUICE_WEB_DIR has no index.html (build the UI with `npm run build` in web/); serving the API only"
+        ),
+        None => tracing::info!("SLUICE_WEB_DIR is not set; serving the API only"),
+    }
+    let app = sluice_api::app(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(sluice_runtime::shutdown_signal())
         .await

@@ -383,3 +383,92 @@ pub struct StateChange {
 pub struct Health {
     pub status: &'static str,
 }
+
+/// The key making the request.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub key_id: String,
+    pub name: String,
+    /// Viewers may only read; developers and admins may change pipes.
+    pub role: KeyRole,
+}
+
+/// A pipe's recent history in fixed buckets.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricHistory {
+    /// Length of a bucket; a rate is a bucket's count divided by it.
+    pub bucket_seconds: u32,
+    /// Oldest first. Buckets without any report are absent: no replica was
+    /// running then, so nothing moved and the lag is unknown.
+    pub points: Vec<MetricPoint>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPoint {
+    /// The bucket's start.
+    pub at: DateTime<Utc>,
+    pub fetched_events: i64,
+    pub fetched_bytes: i64,
+    pub sent_rows: i64,
+    pub sent_bytes: i64,
+    pub errors: i64,
+    /// Kafka: messages behind at the bucket's last report, over all
+    /// replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_messages: Option<i64>,
+    /// Kinesis: the furthest-behind shard's MillisBehindLatest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_millis: Option<i64>,
+}
+
+impl From<sluice_store::MetricBucket> for MetricPoint {
+    fn from(b: sluice_store::MetricBucket) -> Self {
+        MetricPoint {
+            at: b.at,
+            fetched_events: b.counters.fetched_events,
+            fetched_bytes: b.counters.fetched_bytes,
+            sent_rows: b.counters.sent_rows,
+            sent_bytes: b.counters.sent_bytes,
+            errors: b.counters.errors,
+            lag_messages: b.lag_messages,
+            lag_millis: b.lag_millis,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityList {
+    /// One entry per pipe that reported in the last hour.
+    pub data: Vec<PipeActivity>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeActivity {
+    pub pipe_id: Uuid,
+    /// Rows acknowledged by ClickHouse per second, over the last minute.
+    pub rows_per_second: f64,
+    pub bytes_per_second: f64,
+    /// Records sent to the error table in the last hour.
+    pub errors_last_hour: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_messages: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_millis: Option<i64>,
+}
+
+impl From<sluice_store::PipeActivity> for PipeActivity {
+    fn from(a: sluice_store::PipeActivity) -> Self {
+        PipeActivity {
+            pipe_id: a.pipe_id,
+            rows_per_second: a.rows_per_second,
+            bytes_per_second: a.bytes_per_second,
+            errors_last_hour: a.errors_last_hour,
+            lag_messages: a.lag_messages,
+            lag_millis: a.lag_millis,
+        }
+    }
+}

@@ -27,6 +27,10 @@ const ASSIGNMENT_TTL: Duration = Duration::from_secs(15);
 /// Workers silent this long are removed from the workers table.
 const FORGET_SILENT_WORKERS: Duration = Duration::from_secs(600);
 
+/// How far back the pipes' ten-second metric history goes (the UI shows
+/// the last hour).
+const METRIC_HISTORY: Duration = Duration::from_secs(24 * 3600);
+
 /// What placement saw and decided, for sizing the fleet.
 struct Placed {
     workers: Vec<sluice_store::WorkerRecord>,
@@ -194,6 +198,9 @@ async fn main() -> anyhow::Result<()> {
                 }
                 if let Err(e) = store.forget_silent_workers(FORGET_SILENT_WORKERS).await {
                     tracing::warn!(error = %e, "forgetting silent workers failed");
+                }
+                if let Err(e) = store.prune_metric_buckets(METRIC_HISTORY).await {
+                    tracing::warn!(error = %e, "pruning the metric history failed");
                 }
                 if let Err(e) = reconcile(&store).await {
                     tracing::warn!(error = %e, "reconciliation failed; retrying");

@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for (_, replica) in running.drain() {
         let _ = replica.task.await;
-        record_counters(&store, replica.lease.pipe_id, &replica.counters).await;
+        record_counters(&store, &replica.lease, &replica.counters, (None, None)).await;
         let _ = store.release_lease(&replica.lease, worker_id).await;
     }
     store
@@ -133,14 +133,21 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds what the replica did since the last call to the pipe's totals.
+/// Adds what the replica did since the last call to the pipe's totals and
+/// its ten-second history, with the replica's lag when known.
 /// A failed write loses those deltas: they are metrics, not data.
-async fn record_counters(store: &Store, pipe_id: Uuid, counters: &Counters) {
+async fn record_counters(
+    store: &Store,
+    lease: &Lease,
+    counters: &Counters,
+    lag: (Option<i64>, Option<i64>),
+) {
     let delta = counters.take();
-    if !delta.is_zero() {
-        if let Err(e) = store.add_pipe_counters(pipe_id, delta).await {
-            tracing::warn!(error = %e, "recording pipe metrics failed");
-        }
+    if let Err(e) = store
+        .record_replica_metrics(lease.pipe_id, lease.replica, delta, lag.0, lag.1)
+        .await
+    {
+        tracing::warn!(error = %e, "recording pipe metrics failed");
     }
 }
 
@@ -162,12 +169,18 @@ async fn supervise(
             ) && p.generation == replica.lease.generation
                 && (replica.lease.replica as u32) < p.desired_replicas()
         });
-        record_counters(store, replica.lease.pipe_id, &replica.counters).await;
         let report = replica
             .report
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        record_counters(
+            store,
+            &replica.lease,
+            &replica.counters,
+            (report.lag_messages, report.lag_millis),
+        )
+        .await;
         let held = store
             .renew_lease(
                 &replica.lease,
@@ -195,7 +208,7 @@ async fn supervise(
     for key in finished {
         if let Some(replica) = running.remove(&key) {
             let _ = replica.task.await;
-            record_counters(store, replica.lease.pipe_id, &replica.counters).await;
+            record_counters(store, &replica.lease, &replica.counters, (None, None)).await;
             store.release_lease(&replica.lease, worker_id).await?;
             tracing::info!(pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica, "replica stopped");
         }

@@ -9,16 +9,36 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ReadErrors, WriteErrors};
-use crate::auth::{Admin, MintedKey};
+use crate::auth::{Admin, MintedKey, Viewer};
 use crate::extract::{ApiJson, ApiQuery, PageParams};
 use crate::problem::{ApiResult, Problem};
-use crate::views::{ApiKey, CreateApiKey, CreatedApiKey, Paginated};
+use crate::views::{ApiKey, CreateApiKey, CreatedApiKey, Paginated, Session};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
+        .routes(routes!(get_session))
+}
+
+/// The key making the request, with its role: what a client may show.
+#[utoipa::path(get, path = "/v1/session", tag = "keys",
+    responses((status = 200, body = Session), ReadErrors))]
+async fn get_session(
+    Viewer(caller): Viewer,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Session>> {
+    let key = state
+        .store
+        .api_key(&caller.key_id)
+        .await?
+        .ok_or_else(|| Problem::unauthorized("the key no longer exists"))?;
+    Ok(Json(Session {
+        key_id: key.id,
+        name: key.name,
+        role: key.role.into(),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(PageParams),

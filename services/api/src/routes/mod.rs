@@ -1,7 +1,9 @@
 pub mod destinations;
 pub mod keys;
 pub mod pipes;
+pub mod sources;
 pub mod system;
+pub mod tables;
 pub mod workers;
 
 use utoipa::IntoResponses;

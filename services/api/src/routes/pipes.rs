@@ -23,8 +23,8 @@ use crate::extract::{etag, ApiJson, ApiQuery, IdPath, IfMatch, PageParams, Patch
 use crate::merge::apply_patch;
 use crate::problem::{ApiResult, Problem};
 use crate::views::{
-    Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus, ReplicaMetrics, ReplicaPlacement,
-    SchedulingDecision, StateChange, StateCommand,
+    ActivityList, MetricHistory, Paginated, Pipe, PipeEvent, PipeMetrics, PipeStatus,
+    ReplicaMetrics, ReplicaPlacement, SchedulingDecision, StateChange, StateCommand,
 };
 use crate::AppState;
 
@@ -40,6 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_status))
         .routes(routes!(list_events))
         .routes(routes!(get_metrics))
+        .routes(routes!(get_metric_history))
+        .routes(routes!(list_activity))
 }
 
 async fn load(state: &AppState, id: Uuid) -> ApiResult<PipeRecord> {
@@ -332,6 +334,54 @@ async fn get_metrics(
         lag_millis,
         replicas,
         updated_at,
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct HistoryParams {
+    /// How far back, 1 to 1440 minutes; 60 when absent.
+    minutes: Option<u32>,
+}
+
+/// The pipe's counters and lag in ten-second buckets over the last
+/// `minutes`, for charts.
+#[utoipa::path(get, path = "/v1/pipes/{id}/metrics/history", tag = "pipes",
+    params(("id" = Uuid, Path), HistoryParams),
+    responses((status = 200, body = MetricHistory), ReadErrors))]
+async fn get_metric_history(
+    _: Viewer,
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiQuery(params): ApiQuery<HistoryParams>,
+) -> ApiResult<Json<MetricHistory>> {
+    let minutes = params.minutes.unwrap_or(60);
+    if !(1..=1440).contains(&minutes) {
+        return Err(Problem::invalid_parameter(
+            "`minutes` must be between 1 and 1440",
+        ));
+    }
+    load(&state, id).await?;
+    let points = state
+        .store
+        .metric_history(id, std::time::Duration::from_secs(u64::from(minutes) * 60))
+        .await?;
+    Ok(Json(MetricHistory {
+        bucket_seconds: sluice_store::METRIC_BUCKET_SECONDS,
+        points: points.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// What every pipe is doing now, for a list: rows and bytes per second over
+/// the last minute, errors in the last hour, lag. Pipes without a report in
+/// the last hour are absent.
+#[utoipa::path(get, path = "/v1/pipes/activity", tag = "pipes",
+    responses((status = 200, body = ActivityList), ReadErrors))]
+async fn list_activity(_: Viewer, State(state): State<AppState>) -> ApiResult<Json<ActivityList>> {
+    let activity = state.store.pipe_activity().await?;
+    Ok(Json(ActivityList {
+        data: activity.into_iter().map(Into::into).collect(),
     }))
 }
 

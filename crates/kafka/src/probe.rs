@@ -85,7 +85,7 @@ impl ClientContext for LastComplaint {
                 | RDKafkaLogLevel::Error
                 | RDKafkaLogLevel::Warning
         ) {
-            *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.to_owned());
+            *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(tidy(message).to_owned());
         }
     }
 
@@ -102,12 +102,21 @@ impl ClientContext for LastComplaint {
         }
         let mut message = self.message.lock().unwrap_or_else(|e| e.into_inner());
         if message.is_none() || matches!(code, Some(Code::Authentication)) {
-            *message = Some(reason.to_owned());
+            *message = Some(tidy(reason).to_owned());
         }
     }
 }
 
 impl ConsumerContext for LastComplaint {}
+
+/// Drops librdkafka's thread tag (`[thrd:host:port/bootstrap]: `), which
+/// means nothing to a user.
+fn tidy(reason: &str) -> &str {
+    match reason.strip_prefix("[thrd:").and_then(|rest| rest.split_once("]: ")) {
+        Some((_, message)) => message,
+        None => reason,
+    }
+}
 
 type ProbeConsumer = BaseConsumer<LastComplaint>;
 
@@ -147,6 +156,9 @@ fn metadata(
         match consumer.fetch_metadata(topic, attempt) {
             Ok(metadata) => return Ok(metadata),
             Err(e) => {
+                // Error events are served by polling; before any partition is
+                // assigned this returns no message.
+                let _ = consumer.poll(Duration::ZERO);
                 let context = consumer.context();
                 if context.gave_up() || Instant::now() >= deadline {
                     let why = context.take().unwrap_or_else(|| e.to_string());
@@ -285,6 +297,15 @@ fn newest(mut messages: Vec<SampledMessage>, limit: usize) -> Vec<SampledMessage
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_tags_are_dropped() {
+        assert_eq!(
+            tidy("[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect failed"),
+            "127.0.0.1:1/bootstrap: Connect failed"
+        );
+        assert_eq!(tidy("plain"), "plain");
+    }
 
     #[test]
     fn starts_just_before_the_end() {

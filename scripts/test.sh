@@ -43,6 +43,10 @@ if ! python3 -c "import chdb" 2>/dev/null; then
   pip install --quiet --no-index --find-links "$pip_cache" chdb
 fi
 
+step "web UI: build, unit tests and the OpenAPI client check (Vitest)"
+scripts/web.sh build
+scripts/web.sh test
+
 step "services: postgres, clickhouse, kafka (tansu), kinesis (kinesis-mock)"
 scripts/stack.sh up postgres clickhouse kafka kinesis
 export SLUICE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$SLUICE_PG_PORT/postgres
@@ -58,6 +62,9 @@ cargo test --workspace --all-targets
 
 step "README tour against the running services"
 tests/readme_tour.sh
+
+step "web UI in Chromium against the running services (Playwright)"
+scripts/web.sh e2e
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings

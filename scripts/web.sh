@@ -92,6 +92,9 @@ e2e() {
     SLUICE_E2E_KINESIS_STREAM=$stream SLUICE_E2E_DESTINATION_ID=$destination \
     CHROMIUM_PATH=$(chromium_path) npm run --silent e2e)
   kill "$seed" 2>/dev/null || true
+  # The tests delete their pipes; what the harness made goes too.
+  curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $admin" "$api/v1/destinations/$destination" || true
+  curl -fsS -o /dev/null -X DELETE -H "Authorization: Bearer $admin" "$api/v1/keys/${viewer%%.*}" || true
   curl -fsS "$clickhouse/" --data-binary "DROP DATABASE IF EXISTS $database" >/dev/null || true
 }
 

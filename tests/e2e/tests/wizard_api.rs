@@ -350,9 +350,21 @@ async fn a_running_pipe_shows_its_history_rows_and_errors() {
         .clone();
     assert_eq!(mine["errorsLastHour"], 1, "{mine}");
 
+    // A column `SELECT *` does not return is not listed either.
+    clickhouse
+        .query("ALTER TABLE events ADD COLUMN doubled UInt64 MATERIALIZED id * 2")
+        .await
+        .unwrap();
     let (status, rows) = get(&services, &format!("/v1/pipes/{pipe}/rows?limit=3")).await;
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows["rows"].as_array().unwrap().len(), 3, "{rows}");
+    let listed: Vec<&str> = rows["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["id", "at"], "{rows}");
     // Newest first, by the table's date-time column.
     assert_eq!(rows["rows"][0]["at"], "2026-11-21 10:08:19", "{rows}");
 

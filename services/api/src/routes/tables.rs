@@ -420,8 +420,10 @@ async fn pipe_rows(
     .await
     .map_err(unreachable)?;
     Ok(Json(PipeRows {
+        // `SELECT *` leaves out MATERIALIZED and ALIAS columns.
         columns: columns
             .into_iter()
+            .filter(|c| !matches!(c.default_type.as_str(), "MATERIALIZED" | "ALIAS"))
             .map(|c| TableColumnView {
                 name: c.name,
                 column_type: c.column_type,

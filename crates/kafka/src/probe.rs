@@ -85,7 +85,8 @@ impl ClientContext for LastComplaint {
                 | RDKafkaLogLevel::Error
                 | RDKafkaLogLevel::Warning
         ) {
-            *self.message.lock().unwrap_or_else(|e| e.into_inner()) = Some(tidy(message).to_owned());
+            *self.message.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(tidy(message).to_owned());
         }
     }
 
@@ -112,7 +113,10 @@ impl ConsumerContext for LastComplaint {}
 /// Drops librdkafka's thread tag (`[thrd:host:port/bootstrap]: `), which
 /// means nothing to a user.
 fn tidy(reason: &str) -> &str {
-    match reason.strip_prefix("[thrd:").and_then(|rest| rest.split_once("]: ")) {
+    match reason
+        .strip_prefix("[thrd:")
+        .and_then(|rest| rest.split_once("]: "))
+    {
         Some((_, message)) => message,
         None => reason,
     }

@@ -144,6 +144,21 @@ impl FromRequestParts<AppState> for IdPath {
     }
 }
 
+/// Several path parameters (names, ids), with a problem+json 400 when one
+/// does not parse (invalid percent-encoding, say).
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|e| Problem::invalid_parameter(e.body_text()))
+    }
+}
+
 /// Query parameters, with unknown ones refused.
 pub struct ApiQuery<T>(pub T);
 

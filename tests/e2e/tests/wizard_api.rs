@@ -292,6 +292,15 @@ async fn a_running_pipe_shows_its_history_rows_and_errors() {
     )
     .await;
     assert_eq!(status, 404, "{absent}");
+    // Malformed path parameters are problems too.
+    let (status, bad) = get(&services, "/v1/destinations/nope/databases/x/tables").await;
+    assert_eq!((status, bad["status"].clone()), (400, json!(400)), "{bad}");
+    let (status, bad) = get(
+        &services,
+        &format!("/v1/destinations/{destination}/databases/%FF/tables"),
+    )
+    .await;
+    assert_eq!((status, bad["status"].clone()), (400, json!(400)), "{bad}");
 
     let topic = format!("history-{}", uuid::Uuid::new_v4().simple());
     create_topic(&topic, 2).await;

@@ -3,7 +3,7 @@
 //! rows for the pipe's page. Read-only; names from requests only ever appear
 //! quoted.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ReadErrors;
 use crate::auth::Viewer;
-use crate::extract::{ApiQuery, IdPath};
+use crate::extract::{ApiPath, ApiQuery, IdPath};
 use crate::problem::{ApiResult, Problem};
 use crate::AppState;
 
@@ -255,7 +255,7 @@ async fn list_databases(
 async fn list_tables(
     _: Viewer,
     State(state): State<AppState>,
-    Path((id, database)): Path<(String, String)>,
+    ApiPath((id, database)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<TableList>> {
     let (sink, _) = destination_sink(&state, parse_id(&id)?).await?;
     let tables = json_rows(
@@ -279,7 +279,7 @@ async fn list_tables(
 async fn describe_table(
     _: Viewer,
     State(state): State<AppState>,
-    Path((id, database, table)): Path<(String, String, String)>,
+    ApiPath((id, database, table)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<TableDescription>> {
     let (sink, _) = destination_sink(&state, parse_id(&id)?).await?;
     let engine = engine_of(&sink, &database, &table)

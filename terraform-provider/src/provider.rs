@@ -389,8 +389,10 @@ impl tf::provider_server::Provider for SluiceProvider {
                 ..Default::default()
             }));
         }
+        // Write-only values are in the proposal but never in a plan; leaving
+        // them out first keeps them from reading as a change.
+        let proposed = schema::without_write_only(attrs, &proposed);
         let planned = resource.plan(&prior, proposed, &config);
-        let planned = schema::without_write_only(attrs, &planned);
         let planned = schema::unknown_computed(attrs, &planned);
         let requires_replace = if prior.is_null() {
             Vec::new()

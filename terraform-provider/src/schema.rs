@@ -209,6 +209,10 @@ pub fn to_api(attrs: &[Attr], value: &Value, config: &Value, with_secrets: bool)
         let Some(field) = attr.api_field() else {
             continue;
         };
+        // Computed-only attributes are the API's to say (`hasPassword`).
+        if attr.presence == Presence::Computed {
+            continue;
+        }
         let source = if attr.write_only {
             if !with_secrets {
                 continue;

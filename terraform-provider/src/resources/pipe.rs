@@ -33,7 +33,7 @@ fn kafka() -> Attr {
             )
             .replace(),
             Attr::strings("topics", Required, "Topics to read.").replace(),
-            Attr::string("consumer_group", Optional, "Default: `sluice-<pipe id>`.").replace(),
+            Attr::string("consumer_group", Defaulted, "Default: `sluice-<pipe id>`.").replace(),
             Attr::single(
                 "offset",
                 Defaulted,
@@ -221,7 +221,7 @@ fn pipe_attrs() -> Vec<Attr> {
                     .api("max_insert_rows"),
             ],
         ),
-        Attr::bool("stopped", Defaulted, "Keep the pipe stopped. Default: false (running).").local(),
+        Attr::bool("stopped", Optional, "Keep the pipe stopped. Unset or false: running, and a pipe stopped outside Terraform shows as a change.").local(),
         Attr::number(
             "secrets_version",
             Optional,
@@ -271,10 +271,7 @@ impl PipeResource {
         let locals = BTreeMap::from([
             ("id", string("id")),
             ("state", string("state")),
-            (
-                "stopped",
-                desired.map_or(kept.get("stopped").clone(), |d| Value::Bool(d == "stopped")),
-            ),
+            ("stopped", stopped(desired, kept.get("stopped"))),
             ("secrets_version", kept.get("secrets_version").clone()),
         ]);
         from_api(&self.attrs, &pipe, &locals)
@@ -380,6 +377,17 @@ impl PipeResource {
     }
 }
 
+/// `stopped` as read: true when the pipe is meant to be stopped; when it is
+/// meant to run, what the state said (unset stays unset) unless that was
+/// true, so stopping or starting it outside Terraform shows as a change.
+fn stopped(desired: Option<&str>, kept: &Value) -> Value {
+    match desired {
+        Some("stopped") => Value::Bool(true),
+        Some(_) if kept.as_bool() == Some(true) => Value::Bool(false),
+        _ => kept.clone(),
+    }
+}
+
 /// A JSON merge patch (RFC 7396) from `before` to `after`: removed fields
 /// become null, objects are patched field by field, anything else replaced.
 fn merge_patch(before: &Json, after: &Json) -> Json {
@@ -442,9 +450,6 @@ impl Resource for PipeResource {
 
     fn plan(&self, prior: &Value, proposed: Value, _config: &Value) -> Value {
         let mut planned = proposed;
-        if planned.get("stopped").is_null() {
-            planned = planned.with("stopped", Value::Bool(false));
-        }
         // The state follows from the other changes; only the API knows it.
         if !prior.is_null() && planned_changes(&self.attrs, prior, &planned) {
             planned = planned.with("state", Value::Unknown);
@@ -741,6 +746,20 @@ impl DataSource for PipesDataSource {
 mod tests {
     use super::*;
     use crate::schema::replacements;
+
+    #[test]
+    fn stopping_or_starting_outside_terraform_reads_as_a_change() {
+        assert_eq!(stopped(Some("stopped"), &Value::Null), Value::Bool(true));
+        assert_eq!(
+            stopped(Some("running"), &Value::Bool(true)),
+            Value::Bool(false)
+        );
+        assert_eq!(stopped(Some("running"), &Value::Null), Value::Null);
+        assert_eq!(
+            stopped(Some("running"), &Value::Bool(false)),
+            Value::Bool(false)
+        );
+    }
 
     #[test]
     fn merge_patches_null_what_was_removed() {

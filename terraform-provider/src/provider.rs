@@ -397,7 +397,8 @@ impl tf::provider_server::Provider for SluiceProvider {
         let requires_replace = if prior.is_null() {
             Vec::new()
         } else {
-            schema::replacements(attrs, &prior, &planned)
+            resource
+                .replacements(&prior, &planned)
                 .iter()
                 .map(|p| attribute_path(p))
                 .collect()

@@ -111,7 +111,7 @@ impl Attr {
         self
     }
 
-    fn api_field(&self) -> Option<String> {
+    pub fn api_field(&self) -> Option<String> {
         match self.api {
             None => None,
             Some("") => Some(camel(self.name)),

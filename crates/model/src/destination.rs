@@ -17,7 +17,11 @@ pub struct DestinationSpec {
     #[serde(default = "default_name")]
     #[schema(default = "default")]
     pub username: String,
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::secret::never_written",
+        serialize_with = "crate::secret::refuse_to_write"
+    )]
     pub password: Option<Secret>,
     /// Database used when a pipe names none.
     #[serde(default = "default_name")]

@@ -51,6 +51,19 @@ impl PartialSchema for Secret {
 
 impl ToSchema for Secret {}
 
+/// For `skip_serializing_if`: a secret field is never written out. Spelled
+/// this way rather than `skip_serializing` so the OpenAPI document still
+/// lists the field (as `writeOnly`) for clients that send it.
+pub fn never_written<T>(_: &T) -> bool {
+    true
+}
+
+/// The `serialize_with` of a secret field; `never_written` keeps serde from
+/// ever calling it, and `Secret` itself stays without `Serialize`.
+pub fn refuse_to_write<S: serde::Serializer>(_: &Option<Secret>, _: S) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom("secrets are never serialized"))
+}
+
 /// The secrets of one pipe or destination, keyed by their slot name (see
 /// `PipeSpec::secret_slots`). The store seals the whole bag as one encrypted
 /// value; this type only moves secrets between a spec and the bag.

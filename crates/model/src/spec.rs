@@ -143,13 +143,21 @@ pub enum KafkaAuthentication {
 pub struct KafkaCredentials {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::secret::never_written",
+        serialize_with = "crate::secret::refuse_to_write"
+    )]
     pub password: Option<Secret>,
     /// PEM client certificate for MUTUAL_TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
     /// PEM private key for MUTUAL_TLS.
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::secret::never_written",
+        serialize_with = "crate::secret::refuse_to_write"
+    )]
     pub private_key: Option<Secret>,
 }
 
@@ -212,7 +220,11 @@ pub enum KinesisAuthentication {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessKey {
     pub access_key_id: String,
-    #[serde(default, skip_serializing)]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::secret::never_written",
+        serialize_with = "crate::secret::refuse_to_write"
+    )]
     pub secret_key: Option<Secret>,
 }
 

@@ -96,6 +96,12 @@ pub trait Resource: Send + Sync {
         proposed
     }
 
+    /// Attribute paths whose change replaces the object: the attributes
+    /// marked `replace`, unless a resource knows more.
+    fn replacements(&self, prior: &Value, planned: &Value) -> Vec<Vec<String>> {
+        crate::schema::replacements(self.attrs(), prior, planned)
+    }
+
     async fn create(&self, client: &Client, planned: &Value, config: &Value) -> Outcome;
     /// `None` when the object is gone: Terraform then plans to create it.
     async fn read(&self, client: &Client, current: &Value) -> Outcome;
@@ -135,6 +141,98 @@ pub fn data_sources() -> Vec<Arc<dyn DataSource>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::Kind;
+    use serde_json::Value as Json;
+
+    /// The properties an OpenAPI schema allows, through `$ref`, `oneOf`,
+    /// `allOf` and array items.
+    fn properties<'a>(doc: &'a Json, schema: &'a Json) -> Vec<(&'a str, &'a Json)> {
+        let mut found = Vec::new();
+        if let Some(reference) = schema.get("$ref").and_then(Json::as_str) {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            return properties(doc, &doc["components"]["schemas"][name]);
+        }
+        if let Some(items) = schema.get("items") {
+            found.extend(properties(doc, items));
+        }
+        for key in ["oneOf", "allOf", "anyOf"] {
+            for variant in schema
+                .get(key)
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                found.extend(properties(doc, variant));
+            }
+        }
+        if let Some(props) = schema.get("properties").and_then(Json::as_object) {
+            found.extend(props.iter().map(|(k, v)| (k.as_str(), v)));
+        }
+        found
+    }
+
+    /// Attributes the user sets are checked against the request schema,
+    /// computed ones against the response (`hasPassword`).
+    fn check(
+        doc: &Json,
+        attrs: &[Attr],
+        (request, response): (&Json, &Json),
+        path: &str,
+        missing: &mut Vec<String>,
+    ) {
+        for attr in attrs {
+            let Some(field) = attr.api_field() else {
+                continue;
+            };
+            let schema = if attr.presence == crate::schema::Presence::Computed {
+                response
+            } else {
+                request
+            };
+            let props = properties(doc, schema);
+            let Some((_, property)) = props.iter().find(|(name, _)| *name == field) else {
+                missing.push(format!("{path}/{field}"));
+                continue;
+            };
+            if let Kind::Single(nested) | Kind::List(nested) = &attr.kind {
+                let inner = (*property, *property);
+                check(doc, nested, inner, &format!("{path}/{field}"), missing);
+            }
+        }
+    }
+
+    /// Every field the provider sends or reads is in the checked-in OpenAPI
+    /// document, so the provider cannot drift from the API unnoticed.
+    #[test]
+    fn every_api_field_is_in_the_openapi_document() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../openapi/openapi.json"
+        ))
+        .expect("openapi/openapi.json");
+        let doc: Json = serde_json::from_str(&text).expect("the OpenAPI document is JSON");
+        let mut missing = Vec::new();
+        for resource in all() {
+            let (request, response) = match resource.name() {
+                "destination" => ("DestinationSpec", "Destination"),
+                "pipe" => ("PipeSpec", "Pipe"),
+                other => panic!("no OpenAPI schema named for {other}"),
+            };
+            let (request, response) = (json_ref(request), json_ref(response));
+            check(
+                &doc,
+                resource.attrs(),
+                (&request, &response),
+                resource.name(),
+                &mut missing,
+            );
+        }
+        assert!(missing.is_empty(), "not in openapi.json: {missing:?}");
+    }
+
+    fn json_ref(name: &str) -> Json {
+        serde_json::json!({"$ref": format!("#/components/schemas/{name}")})
+    }
 
     #[test]
     fn field_errors_point_at_attributes() {

@@ -457,6 +457,20 @@ impl Resource for PipeResource {
         planned
     }
 
+    /// A managed table's columns cannot change (the table exists); an
+    /// existing table's mapping can.
+    fn replacements(&self, prior: &Value, planned: &Value) -> Vec<Vec<String>> {
+        let mut paths = crate::schema::replacements(&self.attrs, prior, planned);
+        let (before, after) = (prior.get("destination"), planned.get("destination"));
+        if after.get("managed_table").as_bool() == Some(true)
+            && after.get("columns").is_known()
+            && before.get("columns") != after.get("columns")
+        {
+            paths.push(vec!["destination".to_owned(), "columns".to_owned()]);
+        }
+        paths
+    }
+
     async fn create(&self, client: &Client, planned: &Value, config: &Value) -> Outcome {
         let body = to_api(&self.attrs, planned, config, true);
         let created = match client.post("/v1/pipes", &body).await {
@@ -745,6 +759,7 @@ impl DataSource for PipesDataSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Resource;
     use crate::schema::replacements;
 
     #[test]
@@ -815,6 +830,33 @@ mod tests {
             ]]
         );
         assert!(replacements(&attrs, &pipe("a", 1), &pipe("a", 3)).is_empty());
+    }
+
+    #[test]
+    fn a_managed_tables_columns_replace_an_existing_tables_do_not() {
+        let pipe = |managed: bool, column: &str| {
+            Value::object([(
+                "destination",
+                Value::object([
+                    ("managed_table", Value::Bool(managed)),
+                    (
+                        "columns",
+                        Value::List(vec![Value::object([
+                            ("name", Value::string(column)),
+                            ("type", Value::string("Int64")),
+                        ])]),
+                    ),
+                ]),
+            )])
+        };
+        let resource = PipeResource::new();
+        assert_eq!(
+            resource.replacements(&pipe(true, "a"), &pipe(true, "b")),
+            vec![vec!["destination".to_owned(), "columns".to_owned()]]
+        );
+        assert!(resource
+            .replacements(&pipe(false, "a"), &pipe(false, "b"))
+            .is_empty());
     }
 
     #[test]

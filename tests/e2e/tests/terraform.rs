@@ -228,12 +228,26 @@ async fn the_provider_manages_pipes_through_their_whole_life() {
 
     // Apply: a destination, a Kafka pipe and a Kinesis pipe; rows land.
     let base = destination(&clickhouse, "");
+    let data_sources = r#"
+data "sluice_pipe" "orders" { id = sluice_pipe.orders.id }
+data "sluice_pipes" "all" { depends_on = [sluice_pipe.orders, sluice_pipe.clicks] }
+output "orders_table" { value = data.sluice_pipe.orders.destination.table }
+output "pipe_names" { value = sort([for p in data.sluice_pipes.all.pipes : p.name]) }
+"#;
     tf.write(&format!(
-        "{base}\n{}\n{}",
+        "{base}\n{}\n{}\n{data_sources}",
         kafka_pipe("orders", &topic, "orders", ""),
         kinesis_pipe(&stream)
     ));
     tf.apply();
+    let outputs = tf.run(&["output", "-json"]);
+    let outputs: serde_json::Value = serde_json::from_str(&outputs.output).expect(&outputs.output);
+    assert_eq!(outputs["orders_table"]["value"], "orders", "{outputs}");
+    assert_eq!(
+        outputs["pipe_names"]["value"],
+        json!(["clicks", "orders"]),
+        "{outputs}"
+    );
     eventually(
         "the Kafka pipe's rows",
         Duration::from_secs(120),

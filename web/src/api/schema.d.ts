@@ -596,6 +596,7 @@ export interface components {
     schemas: {
         AccessKey: {
             accessKeyId: string;
+            secretKey?: null | components["schemas"]["Secret"];
         };
         ActivityList: {
             /** @description One entry per pipe that reported in the last hour. */
@@ -690,6 +691,7 @@ export interface components {
             database: string;
             /** @example analytics */
             name: string;
+            password?: null | components["schemas"]["Secret"];
             /**
              * @description The HTTP(S) interface, e.g. `https://abc.eu-west-1.aws.clickhouse.cloud:8443`.
              * @example http://127.0.0.1:8123
@@ -739,6 +741,8 @@ export interface components {
         KafkaCredentials: {
             /** @description PEM client certificate for MUTUAL_TLS. */
             certificate?: string | null;
+            password?: null | components["schemas"]["Secret"];
+            privateKey?: null | components["schemas"]["Secret"];
             username?: string | null;
         };
         KafkaOffset: {

@@ -52,6 +52,16 @@ impl Workspace {
         }
     }
 
+    /// A checked-in example, as is.
+    fn copy_example(&self, name: &str) {
+        let example = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../terraform-provider/examples")
+            .join(name)
+            .join("main.tf");
+        std::fs::copy(&example, self.dir.join("main.tf"))
+            .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    }
+
     fn write(&self, resources: &str) {
         let config = format!(
             "terraform {{\n  required_providers {{\n    sluice = {{ source = \"sluice/sluice\" }}\n  }}\n}}\n\nprovider \"sluice\" {{}}\n\n{resources}"
@@ -431,4 +441,66 @@ async fn a_failed_pipe_is_reported_then_updated_and_destroyed() {
         .call(Method::GET, &format!("/v1/pipes/{id}"), None)
         .await;
     assert_eq!(status, 404);
+}
+
+/// Every example in terraform-provider/examples applies as written, its plan
+/// right after is empty, and it destroys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_examples_apply_with_an_empty_plan_and_destroy() {
+    let clickhouse = ClickHouse::create().await;
+    let services = Services::start().await;
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (topic, stream) = (
+        format!("tf-example-{suffix}"),
+        format!("tf-example-{suffix}"),
+    );
+    create_topic(&topic, 1).await;
+    create_stream(&kinesis().await, &stream, 1).await;
+    let common = [
+        format!("clickhouse_url={}", clickhouse.url),
+        format!("clickhouse_database={}", clickhouse.database),
+    ];
+    let examples = [
+        (
+            "kafka",
+            vec![
+                format!("kafka_brokers={}", kafka_brokers()),
+                format!("topic={topic}"),
+            ],
+        ),
+        (
+            "kinesis",
+            vec![
+                format!("stream={stream}"),
+                "region=us-east-1".to_owned(),
+                format!("kinesis_endpoint={}", kinesis_endpoint()),
+                "aws_access_key_id=AKIAIOSFODNN7EXAMPLE".to_owned(),
+                "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            ],
+        ),
+    ];
+    for (example, vars) in examples {
+        let tf = Workspace::new(&services);
+        tf.copy_example(example);
+        let mut args: Vec<String> = Vec::new();
+        for var in common.iter().chain(&vars) {
+            args.push("-var".to_owned());
+            args.push(var.clone());
+        }
+        let with = |command: &[&str]| {
+            let mut all: Vec<&str> = command.to_vec();
+            all.extend(args.iter().map(String::as_str));
+            tf.run(&all)
+        };
+        let run = with(&["apply", "-auto-approve"]);
+        assert_eq!(run.code, 0, "{example}: apply failed:\n{}", run.output);
+        let run = with(&["plan", "-detailed-exitcode"]);
+        assert_eq!(
+            run.code, 0,
+            "{example}: the plan after apply is not empty:\n{}",
+            run.output
+        );
+        let run = with(&["destroy", "-auto-approve"]);
+        assert_eq!(run.code, 0, "{example}: destroy failed:\n{}", run.output);
+    }
 }

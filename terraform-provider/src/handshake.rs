@@ -20,6 +20,27 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tonic::transport::Server;
 
+mod controller {
+    tonic::include_proto!("plugin");
+}
+
+/// go-plugin's controller: Terraform calls Shutdown when it is done with
+/// the plugin, which then stops serving and exits.
+struct Controller {
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+#[tonic::async_trait]
+impl controller::grpc_controller_server::GrpcController for Controller {
+    async fn shutdown(
+        &self,
+        _: tonic::Request<controller::Empty>,
+    ) -> Result<tonic::Response<controller::Empty>, tonic::Status> {
+        let _ = self.stop.send(true);
+        Ok(tonic::Response::new(controller::Empty {}))
+    }
+}
+
 /// Terraform's go-plugin magic cookie value: a plugin started by anything
 /// else refuses to run.
 pub const MAGIC_COOKIE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
@@ -151,8 +172,12 @@ pub async fn serve() -> anyhow::Result<()> {
 
     let provider = crate::provider::SluiceProvider::default();
     let shutdown = provider.shutdown_signal();
+    let controller = Controller {
+        stop: provider.stopper(),
+    };
     let router = Server::builder()
         .add_service(health)
+        .add_service(controller::grpc_controller_server::GrpcControllerServer::new(controller))
         .add_service(ProviderServer::new(provider));
     let client_pem = std::env::var("PLUGIN_CLIENT_CERT").unwrap_or_default();
     let tcp = TcpListenerStream::new(listener);

@@ -47,7 +47,7 @@ pub struct SluiceProvider {
     resources: HashMap<String, Arc<dyn Resource>>,
     data_sources: HashMap<String, Arc<dyn resources::DataSource>>,
     client: RwLock<Option<Client>>,
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
 }
 
 impl Default for SluiceProvider {
@@ -64,7 +64,7 @@ impl Default for SluiceProvider {
             resources,
             data_sources,
             client: RwLock::new(None),
-            stop: watch::channel(false).0,
+            stop: Arc::new(watch::channel(false).0),
         }
     }
 }
@@ -76,6 +76,11 @@ impl SluiceProvider {
         async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
+    }
+
+    /// For go-plugin's controller: its Shutdown stops the server too.
+    pub fn stopper(&self) -> Arc<watch::Sender<bool>> {
+        self.stop.clone()
     }
 
     fn resource(&self, name: &str) -> Result<Arc<dyn Resource>, Status> {

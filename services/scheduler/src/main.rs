@@ -12,7 +12,7 @@ mod autoscaler;
 mod fleet;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_model::placement::{place, ReplicaDemand, WorkerCapacity, WORKER_SILENCE};
 use sluice_model::{Observation, PipeState, Transition};
@@ -30,6 +30,7 @@ const FORGET_SILENT_WORKERS: Duration = Duration::from_secs(600);
 /// How far back the pipes' ten-second metric history goes (the UI shows
 /// the last hour).
 const METRIC_HISTORY: Duration = Duration::from_secs(24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// What placement saw and decided, for sizing the fleet.
 struct Placed {
@@ -160,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     let mut leadership = None;
+    let mut pruned_at: Option<Instant> = None;
     loop {
         if leadership.is_none() {
             match store.try_lead_scheduler().await {
@@ -199,8 +201,13 @@ async fn main() -> anyhow::Result<()> {
                 if let Err(e) = store.forget_silent_workers(FORGET_SILENT_WORKERS).await {
                     tracing::warn!(error = %e, "forgetting silent workers failed");
                 }
-                if let Err(e) = store.prune_metric_buckets(METRIC_HISTORY).await {
-                    tracing::warn!(error = %e, "pruning the metric history failed");
+                // Buckets age by minutes: pruning on every tick would only
+                // repeat the same delete.
+                if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    match store.prune_metric_buckets(METRIC_HISTORY).await {
+                        Ok(_) => pruned_at = Some(Instant::now()),
+                        Err(e) => tracing::warn!(error = %e, "pruning the metric history failed"),
+                    }
                 }
                 if let Err(e) = reconcile(&store).await {
                     tracing::warn!(error = %e, "reconciliation failed; retrying");

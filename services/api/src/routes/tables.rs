@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sluice_clickhouse::ddl::{error_table_name, qualified, quote_ident, quote_literal};
-use sluice_clickhouse::{ChType, Endpoint, Sink, SinkError};
+use sluice_clickhouse::{ChType, Endpoint, Sink, SinkError, TableColumn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -58,6 +58,16 @@ pub struct TableColumnView {
     /// MATERIALIZED and ALIAS columns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_kind: Option<String>,
+}
+
+impl From<TableColumn> for TableColumnView {
+    fn from(c: TableColumn) -> Self {
+        TableColumnView {
+            name: c.name,
+            column_type: c.column_type,
+            default_kind: Some(c.default_type).filter(|k| !k.is_empty()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -190,14 +200,7 @@ async fn columns_of(sink: &Sink, database: &str, table: &str) -> ApiResult<Vec<T
         .await
         .map_err(unreachable)?
         .ok_or_else(|| Problem::not_found("table"))?;
-    Ok(columns
-        .into_iter()
-        .map(|c| TableColumnView {
-            name: c.name,
-            column_type: c.column_type,
-            default_kind: Some(c.default_type).filter(|k| !k.is_empty()),
-        })
-        .collect())
+    Ok(columns.into_iter().map(TableColumnView::from).collect())
 }
 
 /// The type families the destination's server knows. Servers too old for
@@ -424,11 +427,7 @@ async fn pipe_rows(
         columns: columns
             .into_iter()
             .filter(|c| !matches!(c.default_type.as_str(), "MATERIALIZED" | "ALIAS"))
-            .map(|c| TableColumnView {
-                name: c.name,
-                column_type: c.column_type,
-                default_kind: Some(c.default_type).filter(|k| !k.is_empty()),
-            })
+            .map(TableColumnView::from)
             .collect(),
         rows,
     }))

@@ -23,6 +23,7 @@ export SLUICE_KEY=$(cat "$stack_dir/admin-key")
 export SLUICE_CLICKHOUSE=http://127.0.0.1:$ch_http_port
 export SLUICE_KAFKA=127.0.0.1:${SLUICE_KAFKA_PORT:-19092}
 export SLUICE_KINESIS=http://127.0.0.1:${SLUICE_KINESIS_PORT:-14568}
+export SLUICE_CHDB=http://127.0.0.1:${SLUICE_CHDB_HTTP_PORT:-18124}
 ENV
 chmod 600 "$stack_dir/env"
 
@@ -35,6 +36,7 @@ Sluice is running.
   ClickHouse   http://127.0.0.1:$ch_http_port
   Kafka        127.0.0.1:${SLUICE_KAFKA_PORT:-19092} (tansu)
   Kinesis      http://127.0.0.1:${SLUICE_KINESIS_PORT:-14568} (kinesis-mock)
+  chdb         http://127.0.0.1:${SLUICE_CHDB_HTTP_PORT:-18124} (ClickHouse 26 engine behind a test front; user default, password ${SLUICE_CHDB_PASSWORD-sluice})
   Logs         $stack_dir/logs/
   Stop         make stop
 

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Starts and stops Sluice's local stack: a private Postgres, ClickHouse, the
-# tansu Kafka broker, the Kinesis emulator and the Sluice services.
+# tansu Kafka broker, the Kinesis emulator, the chdb test front and the Sluice
+# services.
 #
 #   scripts/stack.sh up   [component...]   install what is missing, start (idempotent)
 #   scripts/stack.sh down                  stop what this stack directory started
 #   scripts/stack.sh stop <component>      stop one component
+#   scripts/stack.sh install chdb          install what a component needs, without starting it
 #   scripts/stack.sh status
 #
-# Components: postgres clickhouse kafka kinesis services (default: all).
+# Components: postgres clickhouse kafka kinesis chdb services (default: all).
+# chdb is tests/chdb-front: test scaffolding, an HTTP front over the chdb
+# engine (ClickHouse 26.x in-process) that speaks enough of ClickHouse's HTTP
+# interface for Sluice; see its README.
 # Everything lives under $SLUICE_STACK_DIR: data, logs/, pids/. Processes are
 # stopped by the PID recorded when they were started (checked against the
 # process start time, so a recycled PID is never signalled), never by name.
@@ -22,6 +27,8 @@ ch_tcp_port=${SLUICE_CH_TCP_PORT:-19000}
 kafka_port=${SLUICE_KAFKA_PORT:-19092}
 kinesis_port=${SLUICE_KINESIS_PORT:-14568}
 kinesis_tls_port=${SLUICE_KINESIS_TLS_PORT:-14567}
+chdb_port=${SLUICE_CHDB_HTTP_PORT:-18124}
+chdb_password=${SLUICE_CHDB_PASSWORD-sluice}
 api_port=${SLUICE_API_PORT:-8080}
 tansu_version=0.6.0
 kinesis_local_version=0.6.2
@@ -239,6 +246,55 @@ kinesis_up() {
   wait_for "kinesis emulator" 30 port_open "$kinesis_port"
 }
 
+# --- chdb: the ClickHouse engine in-process, behind tests/chdb-front --------------
+# Python packages: chdb (the engine), lz4, clickhouse-cityhash (checksums of
+# ClickHouse's compressed blocks). Wheels are kept in $cache_dir/pip so later
+# runs install offline.
+chdb_packages=(chdb lz4 clickhouse-cityhash)
+
+chdb_installed() { python3 -c "import chdb, lz4.block, lz4.frame, clickhouse_cityhash.cityhash" 2>/dev/null; }
+
+# pip_install <args...>: pip install, also where Debian marks the system
+# Python as externally managed (PEP 668).
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" >>"$logs/pip.log" 2>&1 && return 0
+  grep -q externally-managed "$logs/pip.log" || return 1
+  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@" >>"$logs/pip.log" 2>&1
+}
+
+chdb_install() {
+  chdb_installed && return 0
+  mkdir -p "$logs"
+  command -v python3 >/dev/null || die "python3 is missing (apt-get install python3)"
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "pip is missing for python3: apt-get install python3-pip"
+    say "installing python3-pip from Debian (one time)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip >>"$logs/apt.log" 2>&1 \
+      || { apt-get update -q >>"$logs/apt.log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pip >>"$logs/apt.log" 2>&1; } \
+      || die "apt-get install python3-pip failed; see $logs/apt.log"
+  fi
+  local pip_cache=$cache_dir/pip
+  mkdir -p "$pip_cache"
+  if ! pip_install --no-index --find-links "$pip_cache" "${chdb_packages[@]}"; then
+    say "installing ${chdb_packages[*]} for python3 (one time, about 200 MB; wheels cached in $pip_cache)"
+    python3 -m pip download --quiet --disable-pip-version-check --dest "$pip_cache" --find-links "$pip_cache" \
+      "${chdb_packages[@]}" >>"$logs/pip.log" 2>&1 || die "pip download ${chdb_packages[*]} failed; see $logs/pip.log"
+    pip_install --no-index --find-links "$pip_cache" "${chdb_packages[@]}" \
+      || die "pip install ${chdb_packages[*]} failed; see $logs/pip.log"
+  fi
+  chdb_installed || die "chdb is installed but python3 cannot import it; see $logs/pip.log"
+}
+
+chdb_up() {
+  chdb_install
+  mkdir -p "$stack_dir/chdb"
+  launch chdb "$chdb_port" python3 "$here/tests/chdb-front/chdb_front.py" --host 127.0.0.1 --port "$chdb_port" \
+    --data-dir "$stack_dir/chdb" --user default --password "$chdb_password"
+  wait_for "chdb front" 90 chdb_ready
+}
+
+chdb_ready() { [ "$(curl -fsS "http://127.0.0.1:$chdb_port/ping" 2>/dev/null)" = "Ok." ]; }
+
 # --- Sluice services ------------------------------------------------------------
 services_up() {
   say "building the Sluice services (cargo build --bins)"
@@ -281,13 +337,14 @@ up() {
   mkdir -p "$logs" "$pids" "$cache_dir"
   chmod 755 "$stack_dir" "$logs"
   local components=("$@")
-  [ ${#components[@]} -gt 0 ] || components=(postgres clickhouse kafka kinesis services)
+  [ ${#components[@]} -gt 0 ] || components=(postgres clickhouse kafka kinesis chdb services)
   for component in "${components[@]}"; do
     case $component in
       postgres) postgres_up ;;
       clickhouse) clickhouse_up ;;
       kafka) kafka_up ;;
       kinesis) kinesis_up ;;
+      chdb) chdb_up ;;
       services) services_up ;;
       *) die "unknown component $component" ;;
     esac
@@ -297,6 +354,7 @@ up() {
 down() {
   [ -d "$pids" ] || { postgres_down; return 0; }
   services_down
+  stop_one chdb
   stop_one kinesis
   stop_one kafka
   stop_one clickhouse
@@ -304,7 +362,7 @@ down() {
 }
 
 status() {
-  for name in clickhouse kafka kinesis sluice-api sluice-scheduler sluice-worker; do
+  for name in clickhouse kafka kinesis chdb sluice-api sluice-scheduler sluice-worker; do
     if running "$name"; then echo "$name: running (pid $(cut -d' ' -f1 "$pids/$name.pid"))"; else echo "$name: stopped"; fi
   done
   if [ -f "$stack_dir/postgres/postmaster.pid" ]; then echo "postgres: running (pid $(head -1 "$stack_dir/postgres/postmaster.pid"))"; else echo "postgres: stopped"; fi
@@ -314,16 +372,27 @@ status() {
 stop() {
   case ${1:-} in
     postgres) postgres_down ;;
-    clickhouse | kafka | kinesis) stop_one "$1" ;;
+    clickhouse | kafka | kinesis | chdb) stop_one "$1" ;;
     services) services_down ;;
     *) die "unknown component ${1:-}" ;;
+  esac
+}
+
+# install <component>: install what it needs without starting it (chdb only:
+# make test's chdb oracle step needs the Python packages, not the front).
+install_only() {
+  mkdir -p "$logs" "$cache_dir"
+  case ${1:-} in
+    chdb) chdb_install ;;
+    *) die "install: unknown component ${1:-} (only chdb)" ;;
   esac
 }
 
 case ${1:-} in
   up) shift; up "$@" ;;
   stop) shift; stop "$@" ;;
+  install) shift; install_only "$@" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|services...] | down | status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|chdb|services...] | stop <component> | install chdb | down | status" >&2; exit 2 ;;
 esac

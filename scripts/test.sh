@@ -14,6 +14,8 @@ export SLUICE_API_PORT=${SLUICE_TEST_API_PORT:-28080}
 export SLUICE_KAFKA_PORT=${SLUICE_TEST_KAFKA_PORT:-29092}
 export SLUICE_KINESIS_PORT=${SLUICE_TEST_KINESIS_PORT:-24568}
 export SLUICE_KINESIS_TLS_PORT=${SLUICE_TEST_KINESIS_TLS_PORT:-24567}
+export SLUICE_CHDB_HTTP_PORT=${SLUICE_TEST_CHDB_HTTP_PORT:-28124}
+export SLUICE_CHDB_PASSWORD=${SLUICE_TEST_CHDB_PASSWORD:-sluice}
 
 cleanup() {
   local status=$?
@@ -35,24 +37,24 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "chdb (the ClickHouse engine as the oracle for modern types)"
-if ! python3 -c "import chdb" 2>/dev/null; then
-  pip_cache=${SLUICE_CACHE_DIR:-$HOME/.cache/sluice}/pip
-  mkdir -p "$pip_cache"
-  # Wheels are kept in the cache so later runs install offline.
-  pip download --quiet --dest "$pip_cache" --find-links "$pip_cache" chdb
-  pip install --quiet --no-index --find-links "$pip_cache" chdb
-fi
+# chdb, lz4 and clickhouse-cityhash; wheels cached so later runs install offline.
+scripts/stack.sh install chdb
+
+step "chdb-front (test scaffolding: an HTTP front over chdb, a modern engine for the end-to-end tests)"
+python3 -m unittest tests/chdb-front/test_chdb_front.py -v
 
 step "web UI: build, unit tests and the OpenAPI client check (Vitest)"
 scripts/web.sh build
 scripts/web.sh test
 
-step "services: postgres, clickhouse, kafka (tansu), kinesis (kinesis-mock)"
-scripts/stack.sh up postgres clickhouse kafka kinesis
+step "services: postgres, clickhouse, kafka (tansu), kinesis (kinesis-mock), chdb (tests/chdb-front)"
+scripts/stack.sh up postgres clickhouse kafka kinesis chdb
 export SLUICE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$SLUICE_PG_PORT/postgres
 export SLUICE_TEST_CLICKHOUSE_URL=http://127.0.0.1:$SLUICE_CH_HTTP_PORT
 export SLUICE_TEST_KAFKA_BROKERS=127.0.0.1:$SLUICE_KAFKA_PORT
 export SLUICE_TEST_KINESIS_ENDPOINT=http://127.0.0.1:$SLUICE_KINESIS_PORT
+export SLUICE_TEST_CHDB_URL=http://127.0.0.1:$SLUICE_CHDB_HTTP_PORT
+export SLUICE_TEST_CHDB_PASSWORD=$SLUICE_CHDB_PASSWORD
 export SLUICE_TEST_LOG_DIR=$SLUICE_STACK_DIR/logs
 
 step "cargo test"

@@ -7,5 +7,5 @@ pub mod sink;
 pub mod types;
 
 pub use rowbinary::{encode, EncodeError, Value, Wide};
-pub use sink::{Endpoint, Sink, SinkError, TableColumn};
+pub use sink::{Endpoint, Failure, Sink, SinkError, TableColumn};
 pub use types::{ChType, TypeParseError};

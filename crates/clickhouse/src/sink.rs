@@ -2,6 +2,9 @@
 //! and RowBinary inserts. Inserts always wait for the end of the query, so
 //! an error is an error (18.16 otherwise reports failures after a 200).
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::Bytes;
 use clickhouse::Client;
 use serde::Deserialize;
@@ -26,7 +29,7 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {
     /// ClickHouse answered with an error; `code` is its numeric code.
     #[error("ClickHouse error {code}: {message}")]
@@ -38,17 +41,65 @@ pub enum SinkError {
     Protocol(String),
 }
 
+/// What a failed request says about what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server was unreachable, overloaded or slow: send the same
+    /// request again after a pause.
+    Transient,
+    /// The server refused rows of the block (a value it cannot hold, a
+    /// constraint, a materialized view's exception): the same block fails
+    /// again, smaller blocks find the rows.
+    Rejected,
+    /// Only a change to the pipe or the destination fixes it
+    /// (authentication, a missing table or column, a type mismatch).
+    Permanent,
+}
+
+/// ClickHouse error codes that no retry fixes: UNKNOWN_IDENTIFIER,
+/// NO_SUCH_COLUMN_IN_TABLE, THERE_IS_NO_COLUMN, NOT_FOUND_COLUMN_IN_BLOCK,
+/// TYPE_MISMATCH, UNKNOWN_TABLE, SYNTAX_ERROR, UNKNOWN_FORMAT,
+/// UNKNOWN_DATABASE, UNKNOWN_SETTING, READONLY, UNKNOWN_USER,
+/// WRONG_PASSWORD, REQUIRED_PASSWORD, IP_ADDRESS_NOT_ALLOWED,
+/// ACCESS_DENIED, AUTHENTICATION_FAILED.
+const PERMANENT_CODES: &[u32] = &[
+    8, 10, 16, 47, 53, 60, 62, 73, 81, 115, 164, 192, 193, 194, 195, 497, 516,
+];
+
+/// Codes caused by the values of some rows: CANNOT_PARSE_TEXT,
+/// CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED,
+/// ATTEMPT_TO_READ_AFTER_EOF, CANNOT_READ_ALL_DATA, BAD_ARGUMENTS,
+/// CANNOT_PARSE_DATE, CANNOT_PARSE_DATETIME, ILLEGAL_TYPE_OF_ARGUMENT,
+/// ILLEGAL_COLUMN, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE,
+/// CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_STRING_SIZE,
+/// ILLEGAL_DIVISION, SIZES_OF_ARRAYS_DONT_MATCH,
+/// VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN,
+/// FUNCTION_THROW_IF_VALUE_IS_NON_ZERO, DECIMAL_OVERFLOW,
+/// VIOLATED_CONSTRAINT, UNKNOWN_ELEMENT_OF_ENUM.
+const REJECTED_CODES: &[u32] = &[
+    6, 26, 27, 32, 33, 36, 38, 41, 43, 44, 69, 70, 72, 117, 131, 153, 190, 321, 349, 395, 407, 469,
+    691,
+];
+
 impl SinkError {
-    /// Errors that retrying the same request cannot fix: authentication,
-    /// unknown tables or columns, type mismatches.
-    pub fn is_permanent(&self) -> bool {
+    pub fn failure(&self) -> Failure {
         match self {
-            SinkError::Server { code, .. } => matches!(
-                code,
-                16 | 47 | 53 | 60 | 81 | 192 | 193 | 194 | 195 | 497 | 516
-            ),
-            _ => false,
+            SinkError::Server { code, .. } if PERMANENT_CODES.contains(code) => Failure::Permanent,
+            SinkError::Server { code, .. } if REJECTED_CODES.contains(code) => Failure::Rejected,
+            // TOO_MANY_PARTS is the server falling behind with merges, but
+            // "too many partitions for a single INSERT block" is the rows.
+            SinkError::Server { code: 252, message }
+                if message.contains("partitions for single INSERT block") =>
+            {
+                Failure::Rejected
+            }
+            _ => Failure::Transient,
         }
+    }
+
+    /// Errors that retrying the same request cannot fix.
+    pub fn is_permanent(&self) -> bool {
+        self.failure() == Failure::Permanent
     }
 
     fn from_client(error: clickhouse::error::Error) -> Self {
@@ -105,13 +156,24 @@ pub struct TableColumn {
     pub default_expression: String,
 }
 
+/// How long a request may take when the caller does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Clone)]
 pub struct Sink {
     client: Client,
+    /// The longest any request may take, connecting included: a server
+    /// that accepts the connection and never answers must not hold a
+    /// replica.
+    timeout: Duration,
 }
 
 impl Sink {
     pub fn new(endpoint: &Endpoint) -> Self {
+        Self::with_timeout(endpoint, DEFAULT_TIMEOUT)
+    }
+
+    pub fn with_timeout(endpoint: &Endpoint, timeout: Duration) -> Self {
         let client = Client::default()
             .with_url(&endpoint.url)
             .with_user(&endpoint.user)
@@ -120,24 +182,59 @@ impl Sink {
             .with_validation(false)
             .with_compression(clickhouse::Compression::Lz4)
             .with_setting("wait_end_of_query", "1");
-        Sink { client }
+        Sink { client, timeout }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn bounded<T>(
+        &self,
+        request: impl Future<Output = Result<T, SinkError>>,
+    ) -> Result<T, SinkError> {
+        tokio::time::timeout(self.timeout, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SinkError::Unreachable(format!(
+                    "no answer within {} s",
+                    self.timeout.as_secs_f64()
+                )))
+            })
     }
 
     pub async fn execute(&self, sql: &str) -> Result<(), SinkError> {
-        self.client
-            .query(sql)
-            .execute()
-            .await
-            .map_err(SinkError::from_client)
+        self.bounded(async {
+            self.client
+                .query(sql)
+                .execute()
+                .await
+                .map_err(SinkError::from_client)
+        })
+        .await
     }
 
     pub async fn fetch_text(&self, sql: &str, format: &str) -> Result<Bytes, SinkError> {
-        let mut cursor = self
-            .client
-            .query(sql)
-            .fetch_bytes(format)
-            .map_err(SinkError::from_client)?;
-        cursor.collect().await.map_err(SinkError::from_client)
+        self.bounded(async {
+            let mut cursor = self
+                .client
+                .query(sql)
+                .fetch_bytes(format)
+                .map_err(SinkError::from_client)?;
+            cursor.collect().await.map_err(SinkError::from_client)
+        })
+        .await
+    }
+
+    /// Whether the server takes `insert_deduplication_token` (22.x on);
+    /// older servers refuse unknown settings, so it is sent only then.
+    pub async fn has_setting(&self, name: &str) -> Result<bool, SinkError> {
+        let sql = format!(
+            "SELECT count() FROM system.settings WHERE name = '{}'",
+            name.replace(['\\', '\''], "")
+        );
+        let bytes = self.fetch_text(&sql, "TabSeparated").await?;
+        Ok(String::from_utf8_lossy(&bytes).trim() == "1")
     }
 
     pub async fn version(&self) -> Result<String, SinkError> {
@@ -181,15 +278,32 @@ impl Sink {
     }
 
     /// Sends RowBinary rows; returns once ClickHouse has acknowledged them.
+    /// With a token, a server that deduplicates inserts keeps one copy of
+    /// the block however often it is sent.
     pub async fn insert_rowbinary(
         &self,
         statement: &str,
         chunks: Vec<Bytes>,
         settings: &[(&str, &str)],
+        token: Option<&str>,
+    ) -> Result<(), SinkError> {
+        self.bounded(self.insert_unbounded(statement, chunks, settings, token))
+            .await
+    }
+
+    async fn insert_unbounded(
+        &self,
+        statement: &str,
+        chunks: Vec<Bytes>,
+        settings: &[(&str, &str)],
+        token: Option<&str>,
     ) -> Result<(), SinkError> {
         let mut insert = self.client.insert_formatted_with(statement.to_owned());
         for (name, value) in settings {
             insert = insert.with_setting(*name, *value);
+        }
+        if let Some(token) = token {
+            insert = insert.with_setting("insert_deduplication_token", token);
         }
         // Sent in 1 MiB pieces: each is compressed on its own, so the
         // compressed copy in flight stays small next to the batch.
@@ -222,5 +336,38 @@ mod tests {
         );
         assert!(matches!(new, SinkError::Server { code: 241, .. }));
         assert!(!new.is_permanent());
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let server = |code: u32, message: &str| SinkError::Server {
+            code,
+            message: message.into(),
+        };
+        assert_eq!(server(395, "throwIf").failure(), Failure::Rejected);
+        assert_eq!(server(469, "constraint").failure(), Failure::Rejected);
+        assert_eq!(server(516, "auth").failure(), Failure::Permanent);
+        assert_eq!(server(60, "no table").failure(), Failure::Permanent);
+        assert_eq!(server(241, "memory").failure(), Failure::Transient);
+        assert_eq!(
+            server(
+                252,
+                "Too many parts (300). Merges are processing significantly slower than inserts"
+            )
+            .failure(),
+            Failure::Transient
+        );
+        assert_eq!(
+            server(
+                252,
+                "Too many partitions for single INSERT block (more than 100)"
+            )
+            .failure(),
+            Failure::Rejected
+        );
+        assert_eq!(
+            SinkError::Unreachable("refused".into()).failure(),
+            Failure::Transient
+        );
     }
 }

@@ -56,9 +56,14 @@ async fn large_multi_chunk_inserts_land_whole() {
         }
         chunks.push(Bytes::from(buf));
     }
-    sink.insert_rowbinary(&insert_statement(&database, "t", &["id", "s"]), chunks, &[])
-        .await
-        .unwrap();
+    sink.insert_rowbinary(
+        &insert_statement(&database, "t", &["id", "s"]),
+        chunks,
+        &[],
+        None,
+    )
+    .await
+    .unwrap();
     let got = sink
         .fetch_text(
             &format!("SELECT count(), uniqExact(id), max(id) FROM {database}.t"),

@@ -83,6 +83,9 @@ pub enum ErrorCode {
     DataParsingError,
     TypeConversionError,
     MessageTooLarge,
+    /// ClickHouse refused the row (a constraint, a materialized view's
+    /// exception, a value the column cannot hold).
+    InsertRejected,
 }
 
 impl ErrorCode {
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::DataParsingError => "DATA_PARSING_ERROR",
             ErrorCode::TypeConversionError => "TYPE_CONVERSION_ERROR",
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::InsertRejected => "INSERT_REJECTED",
         }
     }
 }

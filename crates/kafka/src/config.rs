@@ -19,6 +19,9 @@ pub struct ConfigError(pub String);
 /// the dead one left: see `consumer_settings`.
 pub const SESSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
 
+/// How soon a new topic or partition is read (see `consumer_settings`).
+pub const METADATA_REFRESH: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The settings, as librdkafka's key/value pairs. Secrets are included, so
 /// never log the result.
 pub fn consumer_settings(
@@ -82,6 +85,13 @@ pub fn consumer_settings(
     // Inserts are retried while ClickHouse is down; stay in the group through
     // long retries (the batch is bounded, the wait is not).
     s.insert("max.poll.interval.ms", "900000".into());
+    // A topic that does not exist yet, or partitions added to one, are
+    // seen at the next metadata refresh: librdkafka's 5 minutes would leave
+    // a pipe started before its topic idle that long.
+    s.insert(
+        "topic.metadata.refresh.interval.ms",
+        METADATA_REFRESH.as_millis().to_string(),
+    );
 
     let credentials = source.credentials.clone().unwrap_or_default();
     let tls = source.ca_certificate.is_some()

@@ -209,6 +209,10 @@ impl GroupMember {
         Ok(())
     }
 
+    pub(crate) fn consumer(&self) -> &StreamConsumer<Tracking> {
+        &self.consumer
+    }
+
     pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
         self.consumer.recv().await
     }

@@ -8,7 +8,9 @@ pub mod leases;
 pub mod probe;
 pub mod reader;
 pub mod schedule;
+pub mod source;
 
 pub use aws_sdk_kinesis::Client;
 pub use client::{client, ConfigError};
 pub use reader::{list_shards, KinesisRecord, ShardEvent, ShardReader, StartAt, Tagged};
+pub use source::KinesisSource;

@@ -5,6 +5,7 @@ use crate::validate::Validation;
 
 pub const INSERT_WAIT_MS_RANGE: std::ops::RangeInclusive<u32> = 500..=60_000;
 pub const INSERT_ROWS_RANGE: std::ops::RangeInclusive<u32> = 1_000..=1_000_000;
+pub const CLICKHOUSE_TIMEOUT_SECONDS_RANGE: std::ops::RangeInclusive<u32> = 1..=3_600;
 
 /// Per-pipe tuning, a flat map as in the reference API. Keys are snake_case
 /// to match it; unknown keys are refused so a typo never silently does
@@ -18,6 +19,11 @@ pub struct PipeSettings {
     /// Rows that close a batch.
     #[schema(minimum = 1000, maximum = 1000000, default = 100000)]
     pub max_insert_rows: u32,
+    /// The longest one request to ClickHouse may take, connecting
+    /// included; an insert that times out is sent again with the same
+    /// deduplication token.
+    #[schema(minimum = 1, maximum = 3600, default = 120)]
+    pub clickhouse_timeout_seconds: u32,
 }
 
 impl Default for PipeSettings {
@@ -25,6 +31,7 @@ impl Default for PipeSettings {
         Self {
             streaming_max_insert_wait_ms: 5_000,
             max_insert_rows: 100_000,
+            clickhouse_timeout_seconds: 120,
         }
     }
 }
@@ -49,6 +56,15 @@ impl PipeSettings {
                 INSERT_ROWS_RANGE.end()
             ),
         );
+        v.check(
+            CLICKHOUSE_TIMEOUT_SECONDS_RANGE.contains(&self.clickhouse_timeout_seconds),
+            format!("{pointer}/clickhouse_timeout_seconds"),
+            format!(
+                "must be between {} and {} seconds",
+                CLICKHOUSE_TIMEOUT_SECONDS_RANGE.start(),
+                CLICKHOUSE_TIMEOUT_SECONDS_RANGE.end()
+            ),
+        );
     }
 }
 
@@ -67,6 +83,7 @@ mod tests {
         let s = PipeSettings {
             streaming_max_insert_wait_ms: 499,
             max_insert_rows: 2_000_000,
+            clickhouse_timeout_seconds: 120,
         };
         let mut v = Validation::new();
         s.validate(&mut v, "/settings");

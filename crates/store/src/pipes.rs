@@ -69,6 +69,14 @@ impl NewEvent {
             message: message.into(),
         }
     }
+
+    pub fn warning(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            level: EventLevel::Warning,
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -33,10 +33,17 @@ pub struct Prepared {
     pub insert_statement: String,
     pub error_insert_statement: String,
     pub insert_settings: Vec<(&'static str, &'static str)>,
+    /// The server takes `insert_deduplication_token` (older servers refuse
+    /// the unknown setting).
+    pub dedup_tokens: bool,
 }
 
-pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, PrepareError> {
-    let sink = Sink::new(&endpoint);
+pub async fn prepare(
+    spec: &PipeSpec,
+    endpoint: Endpoint,
+    timeout: std::time::Duration,
+) -> Result<Prepared, PrepareError> {
+    let sink = Sink::with_timeout(&endpoint, timeout);
     let database = spec
         .destination
         .database
@@ -151,6 +158,7 @@ pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, Pr
     if plan.has_json_column() {
         insert_settings.push(("input_format_binary_read_json_as_string", "1"));
     }
+    let dedup_tokens = sink.has_setting("insert_deduplication_token").await?;
     Ok(Prepared {
         sink,
         table,
@@ -158,6 +166,7 @@ pub async fn prepare(spec: &PipeSpec, endpoint: Endpoint) -> Result<Prepared, Pr
         insert_statement,
         error_insert_statement,
         insert_settings,
+        dedup_tokens,
     })
 }
 

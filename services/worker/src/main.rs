@@ -4,11 +4,11 @@
 //! when its lease is lost, its pipe stops or changes generation, or the
 //! pipe scales below it.
 
+mod batch;
+mod bisect;
 mod cpu;
 mod destination;
-mod kafka;
-mod kinesis;
-mod pipeline;
+mod insert;
 mod replica;
 
 use std::collections::HashMap;
@@ -26,12 +26,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::batch::Counters;
 use crate::cpu::CpuMeasured;
-use crate::pipeline::Counters;
 use crate::replica::{FailureLimits, Replica, Report, SharedReport};
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How long a stopping replica may take to insert and commit what it holds
+/// before it is aborted (what it held is read again by its successor).
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
 // A replica moved off a dead worker must find the dead consumer gone from
 // the group already, or its join can leave it without partitions (tansu).
 // The scheduler moves it once the worker has been silent for
@@ -76,8 +79,21 @@ async fn main() -> anyhow::Result<()> {
     };
     let hostname = env("HOSTNAME").unwrap_or_else(|| "localhost".to_owned());
     let span = tracing::info_span!("worker", worker_id = %worker_id);
-    let _enter = span.enter();
+    tracing::Instrument::instrument(
+        serve(store, worker_id, millicpu, memory_mib, limits, hostname),
+        span,
+    )
+    .await
+}
 
+async fn serve(
+    store: Store,
+    worker_id: Uuid,
+    millicpu: u32,
+    memory_mib: i64,
+    limits: FailureLimits,
+    hostname: String,
+) -> anyhow::Result<()> {
     // Gauges of stopped replicas and of partitions that moved elsewhere stop
     // being refreshed; dropping them after a minute keeps stale values out.
     let prometheus = PrometheusBuilder::new()
@@ -103,6 +119,10 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = sluice_runtime::shutdown_signal();
     tokio::pin!(shutdown);
     let mut running: HashMap<(Uuid, i32), Running> = HashMap::new();
+    // Replicas being stopped: awaited in tasks of their own, so a replica
+    // stuck in an insert never holds up the heartbeat or the renewal of the
+    // others' leases.
+    let mut stopping: HashMap<(Uuid, i32), JoinHandle<()>> = HashMap::new();
     loop {
         if let Err(e) = store
             .heartbeat_worker(worker_id, &hostname, millicpu as i32, memory_mib)
@@ -110,7 +130,17 @@ async fn main() -> anyhow::Result<()> {
         {
             tracing::warn!(error = %e, "heartbeat failed");
         }
-        if let Err(e) = supervise(&store, worker_id, millicpu, limits, &mut running).await {
+        stopping.retain(|_, task| !task.is_finished());
+        if let Err(e) = supervise(
+            &store,
+            worker_id,
+            millicpu,
+            limits,
+            &mut running,
+            &mut stopping,
+        )
+        .await
+        {
             tracing::warn!(error = %e, "supervising replicas failed; retrying");
         }
         tokio::select! {
@@ -121,10 +151,11 @@ async fn main() -> anyhow::Result<()> {
     for replica in running.values() {
         replica.cancel.cancel();
     }
-    for (_, replica) in running.drain() {
-        let _ = replica.task.await;
-        record_counters(&store, &replica.lease, &replica.counters, (None, None)).await;
-        let _ = store.release_lease(&replica.lease, worker_id).await;
+    for (key, replica) in running.drain() {
+        stopping.insert(key, stop(store.clone(), worker_id, replica));
+    }
+    for (_, task) in stopping.drain() {
+        let _ = task.await;
     }
     store
         .deregister_worker(worker_id)
@@ -151,12 +182,38 @@ async fn record_counters(
     }
 }
 
+/// Waits for a cancelled replica to finish (at most `STOP_DEADLINE`), then
+/// records its last counters and releases its lease.
+fn stop(store: Store, worker_id: Uuid, mut replica: Running) -> JoinHandle<()> {
+    let span = tracing::info_span!("replica", pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            replica.cancel.cancel();
+            if tokio::time::timeout(STOP_DEADLINE, &mut replica.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(deadline = ?STOP_DEADLINE, "the replica did not stop in time; aborting it");
+                replica.task.abort();
+                let _ = (&mut replica.task).await;
+            }
+            record_counters(&store, &replica.lease, &replica.counters, (None, None)).await;
+            if let Err(e) = store.release_lease(&replica.lease, worker_id).await {
+                tracing::warn!(error = %e, "releasing the lease failed; it expires on its own");
+            }
+            tracing::info!("replica stopped");
+        },
+        span,
+    ))
+}
+
 async fn supervise(
     store: &Store,
     worker_id: Uuid,
     capacity: u32,
     limits: FailureLimits,
     running: &mut HashMap<(Uuid, i32), Running>,
+    stopping: &mut HashMap<(Uuid, i32), JoinHandle<()>>,
 ) -> anyhow::Result<()> {
     // Renew what runs; stop what should not run any more.
     let mut finished = Vec::new();
@@ -207,10 +264,7 @@ async fn supervise(
     }
     for key in finished {
         if let Some(replica) = running.remove(&key) {
-            let _ = replica.task.await;
-            record_counters(store, &replica.lease, &replica.counters, (None, None)).await;
-            store.release_lease(&replica.lease, worker_id).await?;
-            tracing::info!(pipe_id = %replica.lease.pipe_id, replica = replica.lease.replica, "replica stopped");
+            stopping.insert(key, stop(store.clone(), worker_id, replica));
         }
     }
 
@@ -219,7 +273,8 @@ async fn supervise(
     // on is started once that run has stopped on its failed renewal.)
     let mut used: u32 = running.values().map(|r| r.millicpu).sum();
     for lease in store.assigned_replicas(worker_id).await? {
-        if running.contains_key(&(lease.pipe_id, lease.replica)) {
+        let key = (lease.pipe_id, lease.replica);
+        if running.contains_key(&key) || stopping.contains_key(&key) {
             continue;
         }
         let Some(pipe) = store.pipe(lease.pipe_id).await? else {

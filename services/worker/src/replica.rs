@@ -1,20 +1,43 @@
-//! One replica of a pipe: the shell shared by every source. It loads the
-//! pipe and its destination, prepares the ClickHouse side, runs the
-//! source's loop (`crate::kafka`, `crate::kinesis`), retries transient
-//! failures with backoff and jitter, and turns the replica Failed after the
-//! documented limits.
+//! One replica of a pipe, whatever its source: it loads the pipe and its
+//! destination, prepares the ClickHouse side, opens the source at its
+//! committed positions, and runs the one loop every source shares: poll
+//! records into the batch, and when the batch is due, check the replica
+//! lease (fencing), insert (`crate::insert`: retries, refused rows to the
+//! error table), check the lease again, and commit. Failures that survive
+//! the loop's own retries restart it with backoff and jitter; past the
+//! documented limits the replica turns Failed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_clickhouse::Endpoint;
-use sluice_model::{PipeSpec, Source};
-use sluice_store::{Lease, PipeRecord, ReplicaStatus, Store};
+use sluice_kafka::KafkaSource;
+use sluice_kinesis::KinesisSource;
+use sluice_model::PipeSpec;
+use sluice_source::{Gauges, Lag, Polled, Source, SourceError};
+use sluice_store::{Lease, NewEvent, PipeRecord, ReplicaStatus, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::destination::{prepare, Prepared};
-use crate::pipeline::{Counters, RunError};
+use crate::batch::{Batch, Counters, Metrics};
+use crate::destination::{prepare, PrepareError, Prepared};
+use crate::insert::Insert;
+
+#[derive(Debug)]
+pub enum RunError {
+    Permanent(String),
+    Source(String),
+    Destination(String),
+}
+
+impl From<PrepareError> for RunError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Permanent(m) => RunError::Permanent(m),
+            PrepareError::Transient(m) => RunError::Destination(m),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -27,16 +50,10 @@ pub struct Report {
     pub source_units: Option<i32>,
 }
 
-/// A replica's lag in its source's unit; `None` while unknown.
-pub enum Lag {
-    /// Kafka: messages between the committed offsets and the partitions' ends.
-    Messages(Option<i64>),
-    /// Kinesis: MillisBehindLatest of the replica's furthest-behind shard.
-    Millis(Option<i64>),
-}
-
 /// How often the replica refreshes its lag, memory and CPU gauges.
 pub const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// Pause after a read error before polling again.
+const SOURCE_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 pub type SharedReport = Arc<Mutex<Report>>;
 
@@ -64,14 +81,6 @@ pub struct Failing {
     pub destination: Option<Instant>,
 }
 
-/// What a source loop gets: the pipe with its secrets filled in and the
-/// destination prepared.
-pub struct Loaded {
-    pub pipe: PipeRecord,
-    pub spec: PipeSpec,
-    pub prepared: Prepared,
-}
-
 impl Replica {
     pub fn set(&self, status: ReplicaStatus, last_error: Option<String>) {
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,7 +91,7 @@ impl Replica {
     /// Records a source failure while the replica keeps running: the
     /// replica shows Retrying, and the failure becomes the replica's error
     /// once the source has been failing longer than its limit.
-    pub fn source_failed(&self, failing: &mut Failing, message: String) -> Result<(), RunError> {
+    fn source_failed(&self, failing: &mut Failing, message: String) -> Result<(), RunError> {
         let since = *failing.source.get_or_insert_with(Instant::now);
         tracing::warn!(error = %message, "source failing");
         self.set(ReplicaStatus::Retrying, Some(format!("source: {message}")));
@@ -93,7 +102,8 @@ impl Replica {
     }
 
     /// Whether this run's lease is still current. When it is not, the
-    /// replica is cancelled: it must not commit, and its worker stops it.
+    /// replica is cancelled: it must not insert or commit, and its worker
+    /// stops it.
     pub async fn lease_held(&self) -> Result<bool, RunError> {
         let held = self
             .store
@@ -107,25 +117,25 @@ impl Replica {
         Ok(held)
     }
 
-    /// Publishes the gauges every source reports.
-    pub fn publish_gauges(
-        &self,
-        metrics: &crate::pipeline::Metrics,
-        lag: Lag,
-        memory: u64,
-        source_units: Option<usize>,
-    ) {
-        metrics.memory_bytes.set(memory as f64);
-        metrics
+    fn publish_gauges<K, P>(&self, batch: &Batch<K, P>, gauges: Gauges) {
+        for gauge in &gauges.per_key {
+            batch
+                .metrics
+                .key_gauge(gauge.name, &gauge.labels, gauge.value);
+        }
+        let memory = batch.bytes + gauges.buffered_bytes;
+        batch.metrics.memory_bytes.set(memory as f64);
+        batch
+            .metrics
             .cpu_seconds
             .set(self.cpu_nanos.load(Ordering::Relaxed) as f64 / 1e9);
         let mut report = self.report.lock().unwrap_or_else(|e| e.into_inner());
-        (report.lag_messages, report.lag_millis) = match lag {
+        (report.lag_messages, report.lag_millis) = match gauges.lag {
             Lag::Messages(messages) => (messages, None),
             Lag::Millis(millis) => (None, millis),
         };
         report.memory_bytes = memory as i64;
-        report.source_units = source_units.and_then(|n| i32::try_from(n).ok());
+        report.source_units = gauges.units.and_then(|n| i32::try_from(n).ok());
     }
 
     pub async fn run(self) {
@@ -169,14 +179,196 @@ impl Replica {
     }
 
     async fn run_once(&self, failing: &mut Failing) -> Result<(), RunError> {
-        let loaded = self.load().await?;
-        match &loaded.spec.source {
-            Source::Kafka(_) => crate::kafka::run(self, loaded, failing).await,
-            Source::Kinesis(_) => crate::kinesis::run(self, loaded, failing).await,
-        }
+        let (pipe, spec, prepared) = self.load().await?;
+        let size = spec.scaling.replica_size;
+        let opened = match &spec.source {
+            sluice_model::Source::Kafka(kafka) => {
+                let source = KafkaSource::open(pipe.id, self.lease.replica, kafka, size)
+                    .map_err(source_error)?;
+                let batch = self.new_batch(
+                    &pipe,
+                    &spec,
+                    &prepared,
+                    &source,
+                    size.max_kafka_message_bytes(),
+                );
+                self.drive(source, batch, &prepared, pipe.generation, failing)
+                    .await
+            }
+            sluice_model::Source::Kinesis(kinesis) => {
+                let source =
+                    KinesisSource::open(self.store.clone(), self.lease.clone(), kinesis, size)
+                        .await
+                        .map_err(source_error)?;
+                let batch = self.new_batch(
+                    &pipe,
+                    &spec,
+                    &prepared,
+                    &source,
+                    size.max_kinesis_record_bytes(),
+                );
+                self.drive(source, batch, &prepared, pipe.generation, failing)
+                    .await
+            }
+        };
+        opened
     }
 
-    async fn load(&self) -> Result<Loaded, RunError> {
+    fn new_batch<S: Source>(
+        &self,
+        pipe: &PipeRecord,
+        spec: &PipeSpec,
+        prepared: &Prepared,
+        source: &S,
+        max_message_bytes: u64,
+    ) -> Batch<S::Key, S::Position> {
+        let size = spec.scaling.replica_size;
+        Batch::new(
+            pipe.id,
+            prepared.plan.clone(),
+            sluice_model::batching::BatchLimits::for_pipe(&spec.settings, size),
+            max_message_bytes,
+            format!("{size:?}"),
+            Metrics::new(
+                &pipe.id.to_string(),
+                &spec.name,
+                source.kind(),
+                self.lease.replica,
+            ),
+            self.counters.clone(),
+        )
+    }
+
+    /// The loop every source shares.
+    async fn drive<S: Source>(
+        &self,
+        mut source: S,
+        mut batch: Batch<S::Key, S::Position>,
+        prepared: &Prepared,
+        generation: i64,
+        failing: &mut Failing,
+    ) -> Result<(), RunError> {
+        self.set(ReplicaStatus::Running, None);
+        tracing::info!(table = %prepared.table, source = source.kind(), "replica running");
+        let mut next_gauges = Instant::now();
+        let outcome = loop {
+            let until = (Instant::now() + batch.wait()).min(next_gauges);
+            let mut flush_now = false;
+            let polled = {
+                let mut accept =
+                    |record: sluice_source::Record<'_, S::Key, S::Position>| batch.add(record);
+                tokio::select! {
+                    _ = self.cancel.cancelled() => None,
+                    polled = source.poll(until, &mut accept) => Some(polled),
+                }
+            };
+            let Some(polled) = polled else {
+                // A graceful stop inserts and commits what it holds.
+                if let Err(e) = self
+                    .flush(&mut source, &mut batch, prepared, generation, failing)
+                    .await
+                {
+                    tracing::warn!(error = ?e, "final flush failed; the records will be read again");
+                }
+                break Ok(());
+            };
+            match polled {
+                Ok(Polled::Records) => {
+                    if failing.source.take().is_some() {
+                        self.set(ReplicaStatus::Running, None);
+                    }
+                }
+                Ok(Polled::FlushSoon) => flush_now = true,
+                Ok(Polled::Idle) => {}
+                Err(SourceError::Transient(message)) => {
+                    if let Err(e) = self.source_failed(failing, message) {
+                        break Err(e);
+                    }
+                    tokio::time::sleep(SOURCE_RETRY_PAUSE).await;
+                }
+                Err(e) => break Err(source_error(e)),
+            }
+            if Instant::now() >= next_gauges {
+                self.publish_gauges(&batch, source.gauges());
+                next_gauges = Instant::now() + GAUGE_INTERVAL;
+            }
+            if flush_now || batch.due() {
+                if let Err(e) = self
+                    .flush(&mut source, &mut batch, prepared, generation, failing)
+                    .await
+                {
+                    break Err(e);
+                }
+                if failing.source.is_none() {
+                    self.set(ReplicaStatus::Running, None);
+                }
+            }
+        };
+        source.close().await;
+        outcome
+    }
+
+    /// Inserts the batch and commits the ranges ClickHouse acknowledged,
+    /// per key still assigned under the epoch its rows were read with —
+    /// only while the replica's lease is still this run's (fencing: a
+    /// replica the scheduler moved, or whose worker was paused past its
+    /// lease, inserts and commits nothing and stops; its successor reads
+    /// from the committed positions).
+    async fn flush<S: Source>(
+        &self,
+        source: &mut S,
+        batch: &mut Batch<S::Key, S::Position>,
+        prepared: &Prepared,
+        generation: i64,
+        failing: &mut Failing,
+    ) -> Result<(), RunError> {
+        batch.drop_stale(|key| source.epoch(key));
+        if batch.is_empty() {
+            return source.commit(Vec::new()).await.map_err(source_error);
+        }
+        if !self.lease_held().await? {
+            batch.take();
+            return Ok(());
+        }
+        let coordinates =
+            |key: &S::Key, position: &S::Position| source.error_coordinates(key, position);
+        let inserted = Insert {
+            replica: self,
+            prepared,
+            failing,
+            generation,
+        }
+        .run(batch, &coordinates)
+        .await?;
+        if inserted.rejected > 0 {
+            let message = format!(
+                "ClickHouse refused {} record(s) of a batch: they are in the error table as INSERT_REJECTED, the other {} rows landed ({} extra inserts to find them). {}",
+                inserted.rejected,
+                inserted.rows,
+                inserted.bisection_inserts,
+                inserted.rejection.as_deref().unwrap_or_default()
+            );
+            tracing::warn!(rejected = inserted.rejected, "{message}");
+            if let Err(e) = self
+                .store
+                .insert_pipe_event(
+                    self.lease.pipe_id,
+                    &NewEvent::warning("insert_rejected", message),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "recording the rejection event failed");
+            }
+        }
+        if !self.lease_held().await? {
+            // Inserted but not committed: the successor inserts these rows
+            // again (with the same tokens where the server deduplicates).
+            return Ok(());
+        }
+        source.commit(inserted.acked).await.map_err(source_error)
+    }
+
+    async fn load(&self) -> Result<(PipeRecord, PipeSpec, Prepared), RunError> {
         let pipe = self
             .store
             .pipe(self.lease.pipe_id)
@@ -207,11 +399,15 @@ impl Replica {
                 .unwrap_or_default(),
             database: destination_spec.database.clone(),
         };
-        let prepared = prepare(&spec, endpoint).await?;
-        Ok(Loaded {
-            pipe,
-            spec,
-            prepared,
-        })
+        let timeout = Duration::from_secs(u64::from(spec.settings.clickhouse_timeout_seconds));
+        let prepared = prepare(&spec, endpoint, timeout).await?;
+        Ok((pipe, spec, prepared))
+    }
+}
+
+fn source_error(e: SourceError) -> RunError {
+    match e {
+        SourceError::Permanent(m) => RunError::Permanent(m),
+        SourceError::Transient(m) | SourceError::Broken(m) => RunError::Source(m),
     }
 }

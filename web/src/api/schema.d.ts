@@ -1094,6 +1094,14 @@ export interface components {
         PipeSettings: {
             /**
              * Format: int32
+             * @description The longest one request to ClickHouse may take, connecting
+             *     included; an insert that times out is sent again with the same
+             *     deduplication token.
+             * @default 120
+             */
+            clickhouse_timeout_seconds: number;
+            /**
+             * Format: int32
              * @description Rows that close a batch.
              * @default 100000
              */

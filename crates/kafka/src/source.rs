@@ -14,7 +14,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use sluice_model::{KafkaSource as KafkaSpec, PipeSpec, ReplicaSize};
 use sluice_source::{
-    Acked, ErrorCoordinates, Gauges, KeyGauge, Lag, Polled, Record, RecordMeta, Source, SourceError,
+    Accept, Acked, ErrorCoordinates, Gauges, KeyGauge, Lag, Polled, Record, RecordMeta, Source,
+    SourceError,
 };
 use uuid::Uuid;
 
@@ -187,7 +188,7 @@ impl Source for KafkaSource {
     async fn poll(
         &mut self,
         until: Instant,
-        accept: &mut (dyn FnMut(Record<'_, PartitionKey, i64>) + Send),
+        accept: &mut Accept<'_, PartitionKey, i64>,
     ) -> Result<Polled, SourceError> {
         let received = tokio::select! {
             message = self.member.recv() => message,

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use sluice_model::{IteratorType, KinesisSource as KinesisSpec, ReplicaSize};
 use sluice_source::{
-    Acked, ErrorCoordinates, Gauges, KeyGauge, Lag, Polled, Record, RecordMeta, Source, SourceError,
+    Accept, Acked, ErrorCoordinates, Gauges, KeyGauge, Lag, Polled, Record, RecordMeta, Source,
+    SourceError,
 };
 use sluice_store::{Lease, Store};
 use tokio::sync::mpsc;
@@ -169,7 +170,7 @@ impl KinesisSource {
     fn accept(
         &mut self,
         tagged: Tagged,
-        accept: &mut (dyn FnMut(Record<'_, String, String>) + Send),
+        accept: &mut Accept<'_, String, String>,
     ) -> Result<Polled, SourceError> {
         let current = self
             .active
@@ -422,7 +423,7 @@ impl Source for KinesisSource {
     async fn poll(
         &mut self,
         until: Instant,
-        accept: &mut (dyn FnMut(Record<'_, String, String>) + Send),
+        accept: &mut Accept<'_, String, String>,
     ) -> Result<Polled, SourceError> {
         loop {
             tokio::select! {

@@ -120,6 +120,9 @@ impl ErrorCoordinates {
     }
 }
 
+/// Where a source hands its records: the loop's batch.
+pub type Accept<'f, K, P> = dyn FnMut(Record<'_, K, P>) + Send + 'f;
+
 pub trait Source: Send + Sync {
     /// A partition (`topic/3`) or a shard (`shardId-000000000003`).
     type Key: Ord + Clone + Debug + Display + Send + Sync + 'static;
@@ -136,7 +139,7 @@ pub trait Source: Send + Sync {
     fn poll(
         &mut self,
         until: Instant,
-        accept: &mut (dyn FnMut(Record<'_, Self::Key, Self::Position>) + Send),
+        accept: &mut Accept<'_, Self::Key, Self::Position>,
     ) -> impl Future<Output = Result<Polled, SourceError>> + Send;
 
     /// The key's current assignment epoch; `None` once it is not this

@@ -389,3 +389,64 @@ async fn a_killed_replica_loses_nothing() {
     }
     delete_stream(&client, &stream).await;
 }
+
+/// A Kinesis replica whose worker is paused (SIGSTOP) while it holds an
+/// unflushed batch: after the worker's silence its shards move to another
+/// worker, which lands every record. Resumed (SIGCONT) past its lease, the
+/// zombie finds its batch due, checks its replica lease before inserting,
+/// and inserts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_kinesis_replica_inserts_nothing_once_resumed() {
+    const HELD: usize = 500;
+    let (clickhouse, mut services, client, stream) = new_stream("zombie", 2).await;
+    let destination = services.create_destination(&clickhouse).await;
+    let mut spec = pipe(&stream, &destination, false, 1);
+    // The batch stays open long enough to be held across the pause.
+    spec["settings"]["streaming_max_insert_wait_ms"] = json!(30_000);
+    let pipe_id = services.create_and_start(spec).await;
+    let records: Vec<(String, Vec<u8>)> = (0..HELD)
+        .map(|i| {
+            let (key, _) = record(i);
+            let data = json!({"id": i, "key": key, "seq_in_key": 0, "amount": 1.0});
+            (key, data.to_string().into_bytes())
+        })
+        .collect();
+    put_records(&client, &stream, &records).await;
+    eventually(
+        "the replica to read every record",
+        Duration::from_secs(60),
+        || async {
+            services.metrics(&pipe_id).await["fetchedEvents"].as_i64() == Some(HELD as i64)
+        },
+    )
+    .await;
+    assert_eq!(
+        landed(&clickhouse).await.0,
+        0,
+        "the batch is still held, unflushed"
+    );
+
+    services.start_extra_worker();
+    services.signal_worker("STOP");
+    eventually(
+        "the records, landed by the other worker",
+        Duration::from_secs(120),
+        || async { landed(&clickhouse).await.1 == HELD as u64 },
+    )
+    .await;
+    let (rows_before, _, _) = landed(&clickhouse).await;
+    services.signal_worker("CONT");
+    // The zombie's batch is long past due: it flushes (or stops) at once.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (rows, distinct, _) = landed(&clickhouse).await;
+    println!(
+        "kinesis zombie: {rows_before} rows before SIGCONT, {rows} rows, {distinct} distinct after"
+    );
+    assert_eq!(rows, rows_before, "the resumed replica inserted nothing");
+    assert_eq!(
+        (rows, distinct),
+        (HELD as u64, HELD as u64),
+        "nothing lost or duplicated"
+    );
+    delete_stream(&client, &stream).await;
+}

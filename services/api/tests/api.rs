@@ -728,7 +728,7 @@ async fn pipes_crud_edits_scaling_settings_status_and_events() {
         .await;
     assert_eq!(
         settings.json(),
-        json!({"streaming_max_insert_wait_ms": 5000, "max_insert_rows": 100000})
+        json!({"streaming_max_insert_wait_ms": 5000, "max_insert_rows": 100000, "clickhouse_timeout_seconds": 120})
     );
     let put = api
         .call(
@@ -740,11 +740,12 @@ async fn pipes_crud_edits_scaling_settings_status_and_events() {
     assert_eq!(put.status, StatusCode::OK, "{}", put.text);
     assert_eq!(
         put.json(),
-        json!({"streaming_max_insert_wait_ms": 1500, "max_insert_rows": 100000})
+        json!({"streaming_max_insert_wait_ms": 1500, "max_insert_rows": 100000, "clickhouse_timeout_seconds": 120})
     );
     for body in [
         json!({"streaming_max_insert_wait_ms": 499}),
         json!({"streaming_max_insert_wait_ms": 60001}),
+        json!({"clickhouse_timeout_seconds": 0}),
         json!({"batch": 1}),
     ] {
         let reply = api

@@ -219,6 +219,8 @@ fn pipe_attrs() -> Vec<Attr> {
                     .api("streaming_max_insert_wait_ms"),
                 Attr::number("max_insert_rows", Defaulted, "Rows that close a batch (1000–1000000).")
                     .api("max_insert_rows"),
+                Attr::number("clickhouse_timeout_seconds", Defaulted, "Longest one ClickHouse request may take, connecting included (1–3600); a timed-out insert is sent again with the same deduplication token.")
+                    .api("clickhouse_timeout_seconds"),
             ],
         ),
         Attr::bool("stopped", Optional, "Keep the pipe stopped. Unset or false: running, and a pipe stopped outside Terraform shows as a change.").local(),

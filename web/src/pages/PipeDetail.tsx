@@ -438,6 +438,13 @@ const SETTINGS_FIELDS: { key: keyof PipeSettings; label: string; min: number; ma
     hint: "Longest a batch stays open before it is inserted (500–60,000).",
   },
   { key: "max_insert_rows", label: "Max insert rows", min: 1000, max: 1000000, hint: "Rows that close a batch (1,000–1,000,000)." },
+  {
+    key: "clickhouse_timeout_seconds",
+    label: "ClickHouse timeout (s)",
+    min: 1,
+    max: 3600,
+    hint: "Longest one request to ClickHouse may take; a timed-out insert is sent again (1–3,600).",
+  },
 ];
 
 function SettingsEditor({ id, canEdit }: { id: string; canEdit: boolean }) {

@@ -153,13 +153,20 @@ impl Insert<'_> {
         P: Clone + Debug + Display + Send + Sync,
     {
         let pipe_id = batch.pipe_id;
-        let keys: Vec<(K, KeyBatch<P>)> = batch.take().into_iter().collect();
+        let mut keys: Vec<(K, KeyBatch<P>)> = batch.take().into_iter().collect();
+        // The buffers move into `Bytes` without a copy; the spans keep
+        // their offsets into them.
+        let rows: Vec<Bytes> = keys
+            .iter_mut()
+            .map(|(_, b)| Bytes::from(std::mem::take(&mut b.rows)))
+            .collect();
+        let decode_errors: Vec<Bytes> = keys
+            .iter_mut()
+            .filter(|(_, b)| b.error_count > 0)
+            .map(|(_, b)| Bytes::from(std::mem::take(&mut b.errors)))
+            .collect();
         let ranges: Vec<(&K, &P, &P)> = keys.iter().map(|(k, b)| (k, &b.first, &b.last)).collect();
         let token = block_token(pipe_id, self.generation, &ranges);
-        let rows: Vec<Bytes> = keys
-            .iter()
-            .map(|(_, b)| Bytes::copy_from_slice(&b.rows))
-            .collect();
         let row_count: u64 = keys.iter().map(|(_, b)| b.row_count).sum();
         let prepared = self.prepared;
 
@@ -229,11 +236,7 @@ impl Insert<'_> {
             }
         }
 
-        let mut errors: Vec<Bytes> = keys
-            .iter()
-            .filter(|(_, b)| b.error_count > 0)
-            .map(|(_, b)| Bytes::copy_from_slice(&b.errors))
-            .collect();
+        let mut errors = decode_errors;
         if !rejected.is_empty() {
             let mut out = Vec::new();
             for ((k, s), error) in &rejected {

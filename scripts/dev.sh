@@ -22,6 +22,7 @@ export SLUICE_API=http://127.0.0.1:$api_port
 export SLUICE_KEY=$(cat "$stack_dir/admin-key")
 export SLUICE_CLICKHOUSE=http://127.0.0.1:$ch_http_port
 export SLUICE_KAFKA=127.0.0.1:${SLUICE_KAFKA_PORT:-19092}
+export SLUICE_TANSU=$("$here/scripts/stack.sh" tansu-path)
 export SLUICE_KINESIS=http://127.0.0.1:${SLUICE_KINESIS_PORT:-14568}
 export SLUICE_CHDB=http://127.0.0.1:${SLUICE_CHDB_HTTP_PORT:-18124}
 ENV

@@ -394,5 +394,7 @@ case ${1:-} in
   install) shift; install_only "$@" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|chdb|services...] | stop <component> | install chdb | down | status" >&2; exit 2 ;;
+  # Where the tansu CLI is (the README tour creates a topic and produces with it).
+  tansu-path) echo "$tansu_bin" ;;
+  *) echo "usage: $0 up [postgres|clickhouse|kafka|kinesis|chdb|services...] | stop <component> | install chdb | down | status | tansu-path" >&2; exit 2 ;;
 esac

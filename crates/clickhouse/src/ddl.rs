@@ -26,6 +26,10 @@ pub struct ManagedTable<'a> {
     pub sorting_key: &'a [String],
     pub partition_by: Option<&'a str>,
     pub primary_key: Option<&'a str>,
+    /// Keep the tokens of this many recent inserts, so a block sent again
+    /// is dropped (`non_replicated_deduplication_window`; Replicated and
+    /// Shared engines deduplicate by default).
+    pub deduplication_window: Option<u32>,
 }
 
 pub fn create_table(t: &ManagedTable<'_>) -> String {
@@ -51,6 +55,11 @@ pub fn create_table(t: &ManagedTable<'_>) -> String {
     sql.push_str(&format!(" ORDER BY ({})", order.join(", ")));
     if let Some(primary) = t.primary_key {
         sql.push_str(&format!(" PRIMARY KEY ({primary})"));
+    }
+    if let Some(window) = t.deduplication_window {
+        sql.push_str(&format!(
+            " SETTINGS non_replicated_deduplication_window = {window}"
+        ));
     }
     sql
 }
@@ -128,6 +137,7 @@ mod tests {
             sorting_key: &["id".to_owned()],
             partition_by: Some("id % 4"),
             primary_key: None,
+            deduplication_window: None,
         });
         assert_eq!(
             sql,

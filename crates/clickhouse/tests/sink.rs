@@ -37,6 +37,7 @@ async fn large_multi_chunk_inserts_land_whole() {
         sorting_key: &["id".to_owned()],
         partition_by: None,
         primary_key: None,
+        deduplication_window: None,
     }))
     .await
     .unwrap();

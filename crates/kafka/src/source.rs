@@ -243,7 +243,10 @@ impl Source for KafkaSource {
         self.member.assignment_epoch(key)
     }
 
-    async fn commit(&mut self, acked: Vec<Acked<PartitionKey, i64>>) -> Result<(), SourceError> {
+    async fn commit(
+        &mut self,
+        acked: Vec<Acked<PartitionKey, i64>>,
+    ) -> Result<Vec<PartitionKey>, SourceError> {
         let offsets: Vec<(PartitionKey, i64)> = acked
             .into_iter()
             .filter(|a| self.member.assignment_epoch(&a.key) == Some(a.epoch))
@@ -252,7 +255,8 @@ impl Source for KafkaSource {
         tracing::debug!(?offsets, "committing");
         self.member.commit(&offsets).map_err(|e| {
             SourceError::Broken(format!("committing offsets after a successful insert: {e}"))
-        })
+        })?;
+        Ok(offsets.into_iter().map(|(key, _)| key).collect())
     }
 
     fn gauges(&self) -> Gauges {

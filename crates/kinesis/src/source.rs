@@ -449,7 +449,11 @@ impl Source for KinesisSource {
         self.held.get(shard).map(|h| h.epoch)
     }
 
-    async fn commit(&mut self, acked: Vec<Acked<String, String>>) -> Result<(), SourceError> {
+    async fn commit(
+        &mut self,
+        acked: Vec<Acked<String, String>>,
+    ) -> Result<Vec<String>, SourceError> {
+        let mut committed = Vec::new();
         for a in acked {
             let Some(held) = self.held.get_mut(&a.key).filter(|h| h.epoch == a.epoch) else {
                 continue;
@@ -461,12 +465,14 @@ impl Source for KinesisSource {
                 .map_err(|e| SourceError::Broken(format!("writing a checkpoint: {e}")))?;
             if kept {
                 held.checkpoint = Some(a.last);
+                committed.push(a.key);
             } else {
                 tracing::warn!(shard = %a.key, "shard lease lost before its checkpoint; its records will be read again by the new owner");
                 self.release(&a.key);
             }
         }
-        self.finish_ended().await
+        self.finish_ended().await?;
+        Ok(committed)
     }
 
     fn gauges(&self) -> Gauges {

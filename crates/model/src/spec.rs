@@ -47,6 +47,17 @@ pub struct PipeSpec {
     pub scaling: Scaling,
     #[serde(default)]
     pub settings: PipeSettings,
+    /// Every record lands exactly once, crashes, fencing and rebalances
+    /// included: each insert is one contiguous range of one partition
+    /// (shard) with a deduplication token derived from it, and a range is
+    /// recorded before it is inserted so the next owner rebuilds the same
+    /// block. Needs a destination server with insert deduplication tokens
+    /// (22.2 and later; creating the pipe contacts it and refuses older
+    /// servers) and a table that deduplicates (a managed table gets
+    /// `non_replicated_deduplication_window`; Replicated and Shared engines
+    /// do by default). Immutable.
+    #[serde(default)]
+    pub exactly_once: bool,
 }
 
 /// Exactly one of `kafka` or `kinesis`.
@@ -508,6 +519,11 @@ impl PipeSpec {
                 "is immutable; create a new pipe to change it",
             )
         };
+        changed(
+            &mut v,
+            "/exactlyOnce",
+            self.exactly_once == edited.exactly_once,
+        );
         match (&self.source, &edited.source) {
             (Source::Kafka(a), Source::Kafka(b)) => {
                 let p = "/source/kafka";

@@ -148,11 +148,11 @@ pub trait Source: Send + Sync {
 
     /// Records that ClickHouse acknowledged everything in `acked`. Ranges
     /// of keys whose epoch changed since are skipped: their new owner
-    /// reads them again.
+    /// reads them again. Returns the keys whose range was committed.
     fn commit(
         &mut self,
         acked: Vec<Acked<Self::Key, Self::Position>>,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Self::Key>, SourceError>> + Send;
 
     fn gauges(&self) -> Gauges;
 

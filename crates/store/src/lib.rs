@@ -7,6 +7,7 @@ mod destinations;
 mod keys;
 mod leases;
 mod metrics;
+mod pending;
 mod pipes;
 mod shards;
 mod workers;
@@ -23,6 +24,7 @@ pub use leases::{
     Lease, PlacedReplica, ReplicaGauges, ReplicaReport, ReplicaStatus, ReplicaSummary,
 };
 pub use metrics::{MetricBucket, PipeActivity, PipeCounters, METRIC_BUCKET_SECONDS};
+pub use pending::PendingBlock;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
 pub use shards::ShardLeaseRecord;
 pub use workers::{Leadership, WorkerRecord, WorkerReplica};

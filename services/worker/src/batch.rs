@@ -88,15 +88,19 @@ impl Metrics {
     }
 }
 
-/// One decoded record of a key's batch: where its rows end in the key's
-/// row buffer and where its raw bytes (payload, then Kafka key) end in the
-/// raw buffer.
+/// One record of a key's batch, in order: where its rows end in the key's
+/// row buffer, where its error row ends in the error buffer, and where its
+/// raw bytes (payload, then Kafka key; kept only for records with rows)
+/// end in the raw buffer.
 #[derive(Debug, Clone)]
 pub struct Span<P> {
     pub rows_end: usize,
+    pub errors_end: usize,
     pub raw_end: usize,
     pub key_len: usize,
     pub rows: u32,
+    /// The record became an error row.
+    pub error: bool,
     pub position: P,
 }
 
@@ -115,10 +119,57 @@ pub struct KeyBatch<P> {
     pub oldest_timestamp_ms: Option<i64>,
 }
 
-impl<P> KeyBatch<P> {
+impl<P: Clone> KeyBatch<P> {
     fn held_bytes(&self) -> usize {
         self.rows.len() + self.raw.len() + self.errors.len()
     }
+
+    /// Splits after record `index`: the records up to it, and the rest
+    /// (`None` when there is none).
+    pub fn split_after(mut self, index: usize) -> (KeyBatch<P>, Option<KeyBatch<P>>) {
+        if index + 1 >= self.spans.len() {
+            return (self, None);
+        }
+        let tail_spans = self.spans.split_off(index + 1);
+        let end = &self.spans[index];
+        let (rows_at, errors_at, raw_at) = (end.rows_end, end.errors_end, end.raw_end);
+        let tail_rows = self.rows.split_off(rows_at);
+        let tail_errors = self.errors.split_off(errors_at);
+        let tail_raw = self.raw.split_off(raw_at);
+        let spans: Vec<Span<P>> = tail_spans
+            .into_iter()
+            .map(|s| Span {
+                rows_end: s.rows_end - rows_at,
+                errors_end: s.errors_end - errors_at,
+                raw_end: s.raw_end - raw_at,
+                ..s
+            })
+            .collect();
+        let tail = KeyBatch {
+            epoch: self.epoch,
+            first: spans[0].position.clone(),
+            last: self.last.clone(),
+            rows: tail_rows,
+            row_count: spans.iter().map(|s| u64::from(s.rows)).sum(),
+            error_count: spans.iter().filter(|s| s.error).count() as u64,
+            spans,
+            raw: tail_raw,
+            errors: tail_errors,
+            oldest_timestamp_ms: None,
+        };
+        self.last = end.position.clone();
+        self.row_count -= tail.row_count;
+        self.error_count -= tail.error_count;
+        (self, Some(tail))
+    }
+}
+
+/// Orders positions written as decimal numbers (Kafka offsets, Kinesis
+/// sequence numbers of up to 128 digits).
+pub fn decimal_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    (a.len(), a).cmp(&(b.len(), b))
 }
 
 pub struct Batch<K, P> {
@@ -209,23 +260,19 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
         } else {
             self.plan.encode_message(payload, &meta, &mut entry.rows)
         };
+        let mut error = false;
+        let mut rows = 0;
         match outcome {
             Ok(0) => {}
-            Ok(rows) => {
+            Ok(n) => {
+                rows = n;
                 entry.raw.extend_from_slice(payload);
-                let record_key = meta.key.unwrap_or_default();
-                entry.raw.extend_from_slice(record_key);
-                entry.spans.push(Span {
-                    rows_end: entry.rows.len(),
-                    raw_end: entry.raw.len(),
-                    key_len: record_key.len(),
-                    rows,
-                    position: position.clone(),
-                });
-                entry.row_count += u64::from(rows);
-                self.rows += u64::from(rows);
+                entry.raw.extend_from_slice(meta.key.unwrap_or_default());
+                entry.row_count += u64::from(n);
+                self.rows += u64::from(n);
             }
-            Err(error) => {
+            Err(record_error) => {
+                error = true;
                 self.metrics.errors.increment(1);
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
                 let coordinates = ErrorCoordinates::of(key, &meta);
@@ -234,7 +281,7 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
                     &coordinates,
                     meta.key.unwrap_or_default(),
                     payload,
-                    &error,
+                    &record_error,
                     &mut entry.errors,
                 );
                 entry.error_count += 1;
@@ -243,6 +290,19 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
                 self.rows += 1;
             }
         }
+        entry.spans.push(Span {
+            rows_end: entry.rows.len(),
+            errors_end: entry.errors.len(),
+            raw_end: entry.raw.len(),
+            key_len: if rows > 0 {
+                meta.key.map_or(0, <[u8]>::len)
+            } else {
+                0
+            },
+            rows,
+            error,
+            position: position.clone(),
+        });
         entry.last = position;
         if entry.oldest_timestamp_ms.is_none() {
             entry.oldest_timestamp_ms = meta.timestamp_ms;
@@ -283,6 +343,15 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Returns a key's records to the batch (the part of a block an
+    /// exactly-once replay must not insert yet).
+    pub fn put_back(&mut self, key: K, records: KeyBatch<P>) {
+        self.rows += records.row_count + records.error_count;
+        self.bytes += records.held_bytes() as u64;
+        self.keys.insert(key, records);
+        self.opened.get_or_insert_with(Instant::now);
     }
 
     /// Empties the batch, handing its keys over to be inserted.

@@ -50,6 +50,13 @@ pub async fn prepare(
         .clone()
         .unwrap_or_else(|| endpoint.database.clone());
     let table = spec.destination.table.clone();
+    let dedup_tokens = sink.has_setting("insert_deduplication_token").await?;
+    if spec.exactly_once && !dedup_tokens {
+        let version = sink.version().await?;
+        return Err(PrepareError::Permanent(format!(
+            "exactlyOnce needs insert deduplication tokens, which ClickHouse {version} does not have (they came in 22.2)"
+        )));
+    }
 
     let declared: Vec<(String, ChType)> = spec
         .destination
@@ -87,8 +94,12 @@ pub async fn prepare(
             sorting_key: &definition.sorting_key,
             partition_by: definition.partition_by.as_deref(),
             primary_key: definition.primary_key.as_deref(),
+            deduplication_window: spec.exactly_once.then_some(DEDUPLICATION_WINDOW),
         }))
         .await?;
+    }
+    if spec.exactly_once {
+        check_deduplicates(&sink, &database, &table).await?;
     }
 
     let described = sink.describe(&database, &table).await?.ok_or_else(|| {
@@ -158,7 +169,12 @@ pub async fn prepare(
     if plan.has_json_column() {
         insert_settings.push(("input_format_binary_read_json_as_string", "1"));
     }
-    let dedup_tokens = sink.has_setting("insert_deduplication_token").await?;
+    if spec.exactly_once {
+        // The token reaches the tables of the destination's materialized
+        // views too, so a rebuilt block lands there once as well.
+        insert_settings.push(("insert_deduplicate", "1"));
+        insert_settings.push(("deduplicate_blocks_in_dependent_materialized_views", "1"));
+    }
     Ok(Prepared {
         sink,
         table,
@@ -168,6 +184,57 @@ pub async fn prepare(
         insert_settings,
         dedup_tokens,
     })
+}
+
+/// How many recent insert tokens a managed table of an exactly-once pipe
+/// remembers: far more than the blocks in flight between a crash and the
+/// replay (one per partition or shard).
+pub const DEDUPLICATION_WINDOW: u32 = 10_000;
+
+#[derive(serde::Deserialize)]
+struct TableEntry {
+    engine: String,
+    create_table_query: String,
+}
+
+/// An existing table of an exactly-once pipe must drop a block sent again.
+async fn check_deduplicates(sink: &Sink, database: &str, table: &str) -> Result<(), PrepareError> {
+    let sql = format!(
+        "SELECT engine, create_table_query FROM system.tables WHERE database = {} AND name = {}",
+        ddl::quote_literal(database),
+        ddl::quote_literal(table)
+    );
+    let bytes = sink.fetch_text(&sql, "JSONEachRow").await?;
+    let Some(line) = bytes.split(|&b| b == b'\n').find(|l| !l.is_empty()) else {
+        return Ok(()); // Not there: `describe` below says so.
+    };
+    let found: TableEntry = serde_json::from_slice(line)
+        .map_err(|e| PrepareError::Transient(format!("reading system.tables: {e}")))?;
+    let query = found.create_table_query.replace(' ', "");
+    let deduplicates =
+        if found.engine.starts_with("Replicated") || found.engine.starts_with("Shared") {
+            !query.contains("replicated_deduplication_window=0")
+        } else if found.engine.ends_with("MergeTree") {
+            query.contains("non_replicated_deduplication_window=")
+                && !query.contains("non_replicated_deduplication_window=0")
+        } else {
+            // Null: nothing is stored; the tables of its views deduplicate.
+            found.engine == "Null"
+        };
+    if deduplicates {
+        Ok(())
+    } else if found.engine.ends_with("MergeTree") {
+        Err(PrepareError::Permanent(format!(
+            "exactlyOnce: the table `{database}`.`{table}` ({}) keeps no insert tokens, so a block sent again would land twice; run `ALTER TABLE {} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}`",
+            found.engine,
+            ddl::qualified(database, table)
+        )))
+    } else {
+        Err(PrepareError::Permanent(format!(
+            "exactlyOnce: the table `{database}`.`{table}` has the engine {}, which does not deduplicate inserts",
+            found.engine
+        )))
+    }
 }
 
 /// A pipe's declared column types must be writable to the table's: equal,

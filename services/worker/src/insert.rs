@@ -11,7 +11,7 @@
 //! error table as `INSERT_REJECTED` with ClickHouse's code and message and
 //! their raw bytes, and the rest lands.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Debug, Display};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -28,7 +28,8 @@ use crate::destination::Prepared;
 use crate::replica::{Failing, Replica, RunError};
 
 /// How often a block ClickHouse refuses is sent again as it is before it
-/// is split. Once: a materialized view may fail on something passing.
+/// is split, on servers without deduplication tokens. Once: a
+/// materialized view may fail on something passing.
 pub const REJECTED_RETRIES: u32 = 1;
 /// The most inserts the search for refused records may make per batch.
 /// Records of ranges still refused after that go to the error table
@@ -56,6 +57,8 @@ pub struct Insert<'a> {
     pub failing: &'a mut Failing,
     /// Makes the deduplication token of identical content identical.
     pub generation: i64,
+    /// One block per key, recorded as pending (see `crate::replica`).
+    pub exactly_once: bool,
 }
 
 /// The token of a block: the pipe and generation (the same offsets decode
@@ -142,10 +145,135 @@ impl Insert<'_> {
         }
     }
 
-    /// Inserts the batch's rows and error rows.
+    /// Inserts one block: the rows of `keys[block]`, as one request with
+    /// `token`. A refused block is halved until the refused records are
+    /// found (straight away when `halve_at_once`); returns them with
+    /// ClickHouse's refusal.
+    async fn insert_block<K, P>(
+        &mut self,
+        keys: &[(K, KeyBatch<P>)],
+        rows: &[Bytes],
+        block: Range<usize>,
+        token: &str,
+        halve_at_once: bool,
+        outcome: &mut BlockOutcome,
+    ) -> Result<(), RunError>
+    where
+        K: Display,
+    {
+        let prepared = self.prepared;
+        let records: Vec<RecordRef> = block
+            .clone()
+            .flat_map(|k| {
+                keys[k]
+                    .1
+                    .spans
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, span)| span.rows > 0)
+                    .map(move |(s, _)| (k, s))
+            })
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        // Resending a refused block with its token is pointless where the
+        // server deduplicates: the table may have taken the block before a
+        // view refused it, and then the resend is dropped as a duplicate
+        // without reaching the views. Without tokens (18.16) it is resent.
+        let retries = if prepared.dedup_tokens {
+            0
+        } else {
+            REJECTED_RETRIES
+        };
+        let refusal = if halve_at_once {
+            Some(SinkError::Protocol(
+                "a refusal recorded before a restart".into(),
+            ))
+        } else {
+            let whole = slice(keys, rows, &records, 0..records.len());
+            let mut attempts = 0;
+            loop {
+                match self
+                    .send(
+                        &prepared.insert_statement,
+                        &whole,
+                        token,
+                        &prepared.insert_settings,
+                    )
+                    .await
+                {
+                    Ok(()) => break None,
+                    Err(Refused::Stop(e)) => return Err(e),
+                    Err(Refused::Rejected(e)) if attempts < retries => {
+                        attempts += 1;
+                        tracing::warn!(error = %e, "ClickHouse refused the block; sending it once more before halving it");
+                    }
+                    Err(Refused::Rejected(e)) => break Some(e),
+                }
+            }
+        };
+        let Some(error) = refusal else {
+            return Ok(());
+        };
+        tracing::warn!(error = %error, "ClickHouse refused the block; looking for the rows it refuses");
+        if !halve_at_once {
+            outcome.rejection = Some(error.to_string());
+        }
+        if self.exactly_once {
+            // A replay after a crash must halve too, with the same tokens.
+            let key = keys[block.start].0.to_string();
+            self.replica
+                .store
+                .mark_pending_bisecting(self.replica.lease.pipe_id, &key)
+                .await
+                .map_err(|e| RunError::Source(format!("recording a halving: {e}")))?;
+        }
+        let mut search = crate::bisect::Bisection::new(records.len(), BISECTION_BUDGET);
+        let mut refusals: BTreeMap<usize, SinkError> = BTreeMap::new();
+        while let Some(range) = search.next() {
+            let chunks = slice(keys, rows, &records, range.clone());
+            let part = format!("{token}:{}-{}", range.start, range.end);
+            match self
+                .send(
+                    &prepared.insert_statement,
+                    &chunks,
+                    &part,
+                    &prepared.insert_settings,
+                )
+                .await
+            {
+                Ok(()) => search.landed(range),
+                Err(Refused::Stop(e)) => return Err(e),
+                Err(Refused::Rejected(e)) => {
+                    if range.len() == 1 {
+                        refusals.insert(range.start, e.clone());
+                    }
+                    if outcome.rejection.is_none() {
+                        outcome.rejection = Some(e.to_string());
+                    }
+                    search.refused(range);
+                }
+            }
+        }
+        outcome.bisection_inserts += search.tried;
+        let unresolved: Vec<usize> = search.unresolved.iter().flat_map(Range::clone).collect();
+        for index in search.rejected.iter().chain(unresolved.iter()) {
+            let refusal = refusals.remove(index).unwrap_or_else(|| error.clone());
+            outcome.rejected.push((records[*index], refusal));
+        }
+        Ok(())
+    }
+
+    /// Inserts `keys` (taken out of the batch) and their error rows: as one
+    /// block, or, for an exactly-once pipe, one block per key with the
+    /// token of its range (`halve_at_once` names the keys whose block was
+    /// being halved before a restart).
     pub async fn run<K, P>(
         &mut self,
-        batch: &mut Batch<K, P>,
+        batch: &Batch<K, P>,
+        mut keys: Vec<(K, KeyBatch<P>)>,
+        halving: Option<&BTreeSet<String>>,
         coordinates: &(dyn Fn(&K, &P) -> ErrorCoordinates + Sync),
     ) -> Result<Inserted<K, P>, RunError>
     where
@@ -153,7 +281,6 @@ impl Insert<'_> {
         P: Clone + Debug + Display + Send + Sync,
     {
         let pipe_id = batch.pipe_id;
-        let mut keys: Vec<(K, KeyBatch<P>)> = batch.take().into_iter().collect();
         // The buffers move into `Bytes` without a copy; the spans keep
         // their offsets into them.
         let rows: Vec<Bytes> = keys
@@ -170,71 +297,27 @@ impl Insert<'_> {
         let row_count: u64 = keys.iter().map(|(_, b)| b.row_count).sum();
         let prepared = self.prepared;
 
-        let mut rejected: Vec<(RecordRef, SinkError)> = Vec::new();
-        let mut rejection = None;
-        let mut bisection_inserts = 0;
-        if row_count > 0 {
-            let mut attempts = 0;
-            let refusal = loop {
-                match self
-                    .send(
-                        &prepared.insert_statement,
-                        &rows,
-                        &token,
-                        &prepared.insert_settings,
-                    )
-                    .await
-                {
-                    Ok(()) => break None,
-                    Err(Refused::Stop(e)) => return Err(e),
-                    Err(Refused::Rejected(e)) if attempts < REJECTED_RETRIES => {
-                        attempts += 1;
-                        tracing::warn!(error = %e, "ClickHouse refused the block; sending it once more before splitting it");
-                    }
-                    Err(Refused::Rejected(e)) => break Some(e),
-                }
-            };
-            if let Some(error) = refusal {
-                tracing::warn!(error = %error, "ClickHouse refused the block; looking for the rows it refuses");
-                rejection = Some(error.to_string());
-                let records: Vec<RecordRef> = keys
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(k, (_, b))| (0..b.spans.len()).map(move |s| (k, s)))
-                    .collect();
-                let mut search = crate::bisect::Bisection::new(records.len(), BISECTION_BUDGET);
-                let mut last_error: BTreeMap<usize, SinkError> = BTreeMap::new();
-                while let Some(range) = search.next() {
-                    let chunks = slice(&keys, &rows, &records, range.clone());
-                    let part = format!("{token}:{}-{}", range.start, range.end);
-                    match self
-                        .send(
-                            &prepared.insert_statement,
-                            &chunks,
-                            &part,
-                            &prepared.insert_settings,
-                        )
-                        .await
-                    {
-                        Ok(()) => search.landed(range),
-                        Err(Refused::Stop(e)) => return Err(e),
-                        Err(Refused::Rejected(e)) => {
-                            if range.len() == 1 {
-                                last_error.insert(range.start, e);
-                            }
-                            search.refused(range);
-                        }
-                    }
-                }
-                bisection_inserts = search.tried;
-                let unresolved: Vec<usize> =
-                    search.unresolved.iter().flat_map(Range::clone).collect();
-                for index in search.rejected.iter().chain(unresolved.iter()) {
-                    let error = last_error.remove(index).unwrap_or_else(|| error.clone());
-                    rejected.push((records[*index], error));
+        let mut outcome = BlockOutcome::default();
+        match halving {
+            None => {
+                self.insert_block(&keys, &rows, 0..keys.len(), &token, false, &mut outcome)
+                    .await?
+            }
+            Some(halving) => {
+                for k in 0..keys.len() {
+                    let (key, block) = &keys[k];
+                    let key_token = block_token(
+                        pipe_id,
+                        self.generation,
+                        &[(key, &block.first, &block.last)],
+                    );
+                    let halve = halving.contains(&key.to_string());
+                    self.insert_block(&keys, &rows, k..k + 1, &key_token, halve, &mut outcome)
+                        .await?;
                 }
             }
         }
+        let rejected = outcome.rejected;
 
         let mut errors = decode_errors;
         if !rejected.is_empty() {
@@ -325,10 +408,18 @@ impl Insert<'_> {
                 .collect(),
             rows: landed,
             rejected: rejected.len(),
-            rejection,
-            bisection_inserts,
+            rejection: outcome.rejection,
+            bisection_inserts: outcome.bisection_inserts,
         })
     }
+}
+
+/// What the blocks of one insert left to report.
+#[derive(Default)]
+struct BlockOutcome {
+    rejected: Vec<(RecordRef, SinkError)>,
+    rejection: Option<String>,
+    bisection_inserts: usize,
 }
 
 /// The rows of records `range` (in batch order), as slices of the keys'

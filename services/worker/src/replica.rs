@@ -19,7 +19,10 @@ use sluice_source::{Gauges, Lag, Polled, Source, SourceError};
 use sluice_store::{Lease, NewEvent, PipeRecord, ReplicaStatus, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Batch, Counters, Metrics};
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BTreeSet;
+
+use crate::batch::{decimal_cmp, Batch, Counters, KeyBatch, Metrics};
 use crate::destination::{prepare, PrepareError, Prepared};
 use crate::insert::Insert;
 
@@ -72,6 +75,13 @@ pub struct Replica {
     pub counters: Arc<Counters>,
     /// CPU nanoseconds of the replica's task, added up by `crate::cpu`.
     pub cpu_nanos: Arc<AtomicU64>,
+}
+
+/// What a run of the loop needs to know of the pipe.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    generation: i64,
+    exactly_once: bool,
 }
 
 /// Failing since when, per side, reset by success.
@@ -181,6 +191,10 @@ impl Replica {
     async fn run_once(&self, failing: &mut Failing) -> Result<(), RunError> {
         let (pipe, spec, prepared) = self.load().await?;
         let size = spec.scaling.replica_size;
+        let run = Run {
+            generation: pipe.generation,
+            exactly_once: spec.exactly_once,
+        };
         let opened = match &spec.source {
             sluice_model::Source::Kafka(kafka) => {
                 let source = KafkaSource::open(pipe.id, self.lease.replica, kafka, size)
@@ -192,8 +206,7 @@ impl Replica {
                     &source,
                     size.max_kafka_message_bytes(),
                 );
-                self.drive(source, batch, &prepared, pipe.generation, failing)
-                    .await
+                self.drive(source, batch, &prepared, run, failing).await
             }
             sluice_model::Source::Kinesis(kinesis) => {
                 let source =
@@ -207,8 +220,7 @@ impl Replica {
                     &source,
                     size.max_kinesis_record_bytes(),
                 );
-                self.drive(source, batch, &prepared, pipe.generation, failing)
-                    .await
+                self.drive(source, batch, &prepared, run, failing).await
             }
         };
         opened
@@ -245,7 +257,7 @@ impl Replica {
         mut source: S,
         mut batch: Batch<S::Key, S::Position>,
         prepared: &Prepared,
-        generation: i64,
+        run: Run,
         failing: &mut Failing,
     ) -> Result<(), RunError> {
         self.set(ReplicaStatus::Running, None);
@@ -265,7 +277,7 @@ impl Replica {
             let Some(polled) = polled else {
                 // A graceful stop inserts and commits what it holds.
                 if let Err(e) = self
-                    .flush(&mut source, &mut batch, prepared, generation, failing)
+                    .flush(&mut source, &mut batch, prepared, run, failing)
                     .await
                 {
                     tracing::warn!(error = ?e, "final flush failed; the records will be read again");
@@ -294,7 +306,7 @@ impl Replica {
             }
             if flush_now || batch.due() {
                 if let Err(e) = self
-                    .flush(&mut source, &mut batch, prepared, generation, failing)
+                    .flush(&mut source, &mut batch, prepared, run, failing)
                     .await
                 {
                     break Err(e);
@@ -319,26 +331,58 @@ impl Replica {
         source: &mut S,
         batch: &mut Batch<S::Key, S::Position>,
         prepared: &Prepared,
-        generation: i64,
+        run: Run,
         failing: &mut Failing,
     ) -> Result<(), RunError> {
         batch.drop_stale(|key| source.epoch(key));
         if batch.is_empty() {
-            return source.commit(Vec::new()).await.map_err(source_error);
+            return source
+                .commit(Vec::new())
+                .await
+                .map(drop)
+                .map_err(source_error);
         }
         if !self.lease_held().await? {
             batch.take();
             return Ok(());
         }
+        let taken: Vec<_> = batch.take().into_iter().collect();
+        let (blocks, halving) = if run.exactly_once {
+            let (blocks, held_back, halving) = self.plan_blocks(taken, run.generation).await?;
+            for (key, records) in held_back {
+                batch.put_back(key, records);
+            }
+            if blocks.is_empty() {
+                return Ok(());
+            }
+            let pending: Vec<(String, String, String)> = blocks
+                .iter()
+                .map(|(key, b)| (key.to_string(), b.first.to_string(), b.last.to_string()))
+                .collect();
+            let recorded = self
+                .store
+                .record_pending_blocks(&self.lease, run.generation, &pending)
+                .await
+                .map_err(|e| RunError::Source(format!("recording pending blocks: {e}")))?;
+            if !recorded {
+                tracing::warn!("replica lease lost before recording its blocks; inserting nothing");
+                self.cancel.cancel();
+                return Ok(());
+            }
+            (blocks, Some(halving))
+        } else {
+            (taken, None)
+        };
         let coordinates =
             |key: &S::Key, position: &S::Position| source.error_coordinates(key, position);
         let inserted = Insert {
             replica: self,
             prepared,
             failing,
-            generation,
+            generation: run.generation,
+            exactly_once: run.exactly_once,
         }
-        .run(batch, &coordinates)
+        .run(batch, blocks, halving.as_ref(), &coordinates)
         .await?;
         if inserted.rejected > 0 {
             let message = format!(
@@ -362,10 +406,96 @@ impl Replica {
         }
         if !self.lease_held().await? {
             // Inserted but not committed: the successor inserts these rows
-            // again (with the same tokens where the server deduplicates).
+            // again (exactly-once pipes: the same blocks, with the same
+            // tokens).
             return Ok(());
         }
-        source.commit(inserted.acked).await.map_err(source_error)
+        let committed = source.commit(inserted.acked).await.map_err(source_error)?;
+        if run.exactly_once && !committed.is_empty() {
+            let keys: Vec<String> = committed.iter().map(ToString::to_string).collect();
+            // A block left recorded is recognised as stale later (it ends
+            // before what is read next), so a failure here loses nothing.
+            if let Err(e) = self
+                .store
+                .clear_pending_blocks(self.lease.pipe_id, &keys)
+                .await
+            {
+                tracing::warn!(error = %e, "clearing committed pending blocks failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: forms the blocks to insert so that a range recorded as
+    /// pending by an earlier owner is rebuilt exactly — the records before
+    /// it go alone, the block ends where the recorded one ended, and a key
+    /// not yet read that far waits (`held back`). Returns the blocks, what
+    /// goes back into the batch, and the keys whose block was being halved.
+    #[allow(clippy::type_complexity)]
+    async fn plan_blocks<K: std::fmt::Display + Clone, P: std::fmt::Display + Clone>(
+        &self,
+        taken: Vec<(K, KeyBatch<P>)>,
+        generation: i64,
+    ) -> Result<
+        (
+            Vec<(K, KeyBatch<P>)>,
+            Vec<(K, KeyBatch<P>)>,
+            BTreeSet<String>,
+        ),
+        RunError,
+    > {
+        let names: Vec<String> = taken.iter().map(|(key, _)| key.to_string()).collect();
+        let pending = self
+            .store
+            .pending_blocks(self.lease.pipe_id, &names)
+            .await
+            .map_err(|e| RunError::Source(format!("reading pending blocks: {e}")))?;
+        let mut blocks = Vec::new();
+        let mut held_back = Vec::new();
+        let mut halving = BTreeSet::new();
+        for (key, records) in taken {
+            let name = key.to_string();
+            let first = records.first.to_string();
+            let recorded = pending.iter().find(|p| {
+                p.source_key == name
+                    && p.generation == generation
+                    && decimal_cmp(&p.last, &first) != CmpOrdering::Less
+            });
+            let Some(recorded) = recorded else {
+                blocks.push((key, records));
+                continue;
+            };
+            let position = |i: usize| records.spans[i].position.to_string();
+            let cut = if decimal_cmp(&recorded.first, &first) == CmpOrdering::Greater {
+                // Records before the recorded block go first, on their own.
+                (0..records.spans.len())
+                    .rev()
+                    .find(|&i| decimal_cmp(&position(i), &recorded.first) == CmpOrdering::Less)
+            } else if decimal_cmp(&records.last.to_string(), &recorded.last) == CmpOrdering::Less {
+                // Not read up to the recorded block's end yet.
+                held_back.push((key, records));
+                continue;
+            } else {
+                if recorded.bisecting {
+                    halving.insert(name.clone());
+                }
+                tracing::info!(key = %name, first = %recorded.first, last = %recorded.last, "rebuilding a pending block");
+                (0..records.spans.len())
+                    .rev()
+                    .find(|&i| decimal_cmp(&position(i), &recorded.last) != CmpOrdering::Greater)
+            };
+            match cut {
+                Some(index) => {
+                    let (head, tail) = records.split_after(index);
+                    blocks.push((key.clone(), head));
+                    if let Some(tail) = tail {
+                        held_back.push((key, tail));
+                    }
+                }
+                None => blocks.push((key, records)),
+            }
+        }
+        Ok((blocks, held_back, halving))
     }
 
     async fn load(&self) -> Result<(PipeRecord, PipeSpec, Prepared), RunError> {

@@ -149,6 +149,13 @@ fn pipe_attrs() -> Vec<Attr> {
         Attr::string("id", Computed, "The pipe's id.").local(),
         Attr::string("name", Required, "Letters, digits, spaces and `_ . -`; at most 128 characters."),
         Attr::string("description", Defaulted, "Free text."),
+        Attr::bool(
+            "exactly_once",
+            Defaulted,
+            "Every record lands exactly once (needs a ClickHouse with insert deduplication tokens, 22.2 and later).",
+        )
+        .api("exactlyOnce")
+        .replace(),
         Attr::single("source", Required, "Where the pipe reads.", vec![kafka(), kinesis()]),
         Attr::single(
             "destination",

@@ -307,12 +307,21 @@ impl Services {
     }
 
     pub async fn create_destination(&self, clickhouse: &ClickHouse) -> String {
+        self.create_destination_at(clickhouse, &clickhouse.url)
+            .await
+    }
+
+    /// A destination for `clickhouse`'s database and credentials, reached
+    /// at `url` (a fault proxy in front of it, say).
+    pub async fn create_destination_at(&self, clickhouse: &ClickHouse, url: &str) -> String {
+        let mut destination =
+            json!({"name": "test clickhouse", "url": url, "database": clickhouse.database});
+        if let Some((user, password)) = &clickhouse.credentials {
+            destination["username"] = json!(user);
+            destination["password"] = json!(password);
+        }
         let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                "/v1/destinations",
-                Some(json!({"name": "test clickhouse", "url": clickhouse.url, "database": clickhouse.database})),
-            )
+            .call(reqwest::Method::POST, "/v1/destinations", Some(destination))
             .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_owned()
@@ -400,16 +409,33 @@ impl Drop for Services {
 pub struct ClickHouse {
     pub url: String,
     pub database: String,
+    /// User and password, where the server wants them (the chdb front).
+    pub credentials: Option<(String, String)>,
     http: reqwest::Client,
 }
 
 impl ClickHouse {
+    /// A database of its own on the test server (Debian's 18.16).
     pub async fn create() -> Self {
-        let url = sluice_testkit::clickhouse_url();
+        Self::create_on(sluice_testkit::clickhouse_url(), None).await
+    }
+
+    /// A database of its own on the modern engine: the ClickHouse 26.x
+    /// engine (chdb) behind the test stack's HTTP front (tests/chdb-front,
+    /// test scaffolding).
+    pub async fn create_modern() -> Self {
+        let url = std::env::var("SLUICE_TEST_CHDB_URL")
+            .expect("SLUICE_TEST_CHDB_URL is not set: run the tests with `make test`");
+        let password = std::env::var("SLUICE_TEST_CHDB_PASSWORD").unwrap_or_default();
+        Self::create_on(url, Some(("default".to_owned(), password))).await
+    }
+
+    async fn create_on(url: String, credentials: Option<(String, String)>) -> Self {
         let database = format!("e2e_{}", uuid::Uuid::new_v4().simple());
         let ch = ClickHouse {
             url,
             database,
+            credentials,
             http: reqwest::Client::builder()
                 // ClickHouse closes idle keep-alive connections after 3 s;
                 // a pooled one reused just then fails the request.
@@ -418,8 +444,7 @@ impl ClickHouse {
                 .expect("HTTP client"),
         };
         let created = ch
-            .http
-            .post(&ch.url)
+            .authorized(ch.http.post(&ch.url))
             .body(format!("CREATE DATABASE {}", ch.database))
             .send()
             .await
@@ -432,10 +457,19 @@ impl ClickHouse {
         ch
     }
 
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.credentials {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+    }
+
     pub async fn query(&self, sql: &str) -> Result<String, String> {
         let response = self
-            .http
-            .post(format!("{}/?database={}", self.url, self.database))
+            .authorized(
+                self.http
+                    .post(format!("{}/?database={}", self.url, self.database)),
+            )
             .body(sql.to_owned())
             .send()
             .await
@@ -562,5 +596,118 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What the fault proxy does with the traffic it relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Fault {
+    /// Relays both ways.
+    None = 0,
+    /// Takes requests and never answers (nor relays) them.
+    Stall = 1,
+    /// Relays the request, and drops the connection when the answer comes:
+    /// the server applied it, the client never learns.
+    LoseResponse = 2,
+    /// Closes every connection at once: the server is down.
+    Refuse = 3,
+}
+
+/// A TCP proxy on a loopback port in front of `upstream` (`host:port`),
+/// injecting the fault it is set to. Connections are relayed as they are,
+/// so keep-alive connections see a fault set after they opened.
+pub struct FaultProxy {
+    pub url: String,
+    fault: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    /// Answers the server sent that never reached the client.
+    pub lost_responses: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections closed at once while refusing.
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream_url: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = upstream_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let fault = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Fault::None as u8));
+        let lost_responses = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let current = fault.clone();
+        let (lost, refusals) = (lost_responses.clone(), refused.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if current.load(Ordering::SeqCst) == Fault::Refuse as u8 {
+                    refusals.fetch_add(1, Ordering::SeqCst);
+                    drop(client);
+                    continue;
+                }
+                let fault = current.clone();
+                let lost = lost.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let up_fault = fault.clone();
+                    let up = tokio::spawn(async move {
+                        let mut buffer = vec![0u8; 64 * 1024];
+                        while let Ok(n) = client_read.read(&mut buffer).await {
+                            let now = up_fault.load(Ordering::SeqCst);
+                            if n == 0 || now == Fault::Refuse as u8 {
+                                break;
+                            }
+                            if now == Fault::Stall as u8 {
+                                continue;
+                            }
+                            if server_write.write_all(&buffer[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buffer).await {
+                        let now = fault.load(Ordering::SeqCst);
+                        if n > 0 && now == Fault::LoseResponse as u8 {
+                            lost.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if n == 0 || now != Fault::None as u8 {
+                            break;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    if fault.load(Ordering::SeqCst) == Fault::Stall as u8 {
+                        // Keep the client's connection open, unanswered.
+                        let _ = up.await;
+                    } else {
+                        up.abort();
+                    }
+                    drop(client_write);
+                });
+            }
+        });
+        FaultProxy {
+            url,
+            fault,
+            lost_responses,
+            refused,
+        }
+    }
+
+    pub fn set(&self, fault: Fault) {
+        self.fault
+            .store(fault as u8, std::sync::atomic::Ordering::SeqCst);
     }
 }

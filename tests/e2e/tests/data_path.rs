@@ -2,14 +2,12 @@
 //! that does not exist yet when the pipe starts (and grows partitions
 //! later), rows ClickHouse refuses, and a ClickHouse that stops answering.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_e2e::{create_topic, eventually, produce, producer, ClickHouse, Services};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use sluice_e2e::{
+    create_topic, eventually, produce, producer, ClickHouse, Fault, FaultProxy, Services,
+};
 
 fn orders(range: std::ops::Range<usize>) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     range
@@ -244,57 +242,6 @@ async fn rows_clickhouse_refuses_go_to_the_error_table_and_the_rest_land() {
     .await;
 }
 
-const FORWARD: u8 = 0;
-const STALL: u8 = 1;
-
-/// A TCP proxy to ClickHouse that, when told to stall, accepts connections
-/// and reads requests but never answers (nor forwards) anything.
-async fn proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let mode = mode.clone();
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    return;
-                };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let up_mode = mode.clone();
-                let up = tokio::spawn(async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    while let Ok(n) = client_read.read(&mut buffer).await {
-                        if n == 0 {
-                            break;
-                        }
-                        if up_mode.load(Ordering::SeqCst) == STALL {
-                            continue;
-                        }
-                        if server_write.write_all(&buffer[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                let mut buffer = vec![0u8; 64 * 1024];
-                while let Ok(n) = server_read.read(&mut buffer).await {
-                    if n == 0 || mode.load(Ordering::SeqCst) == STALL {
-                        break;
-                    }
-                    if client_write.write_all(&buffer[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                // Stalled: keep the client's connection open, unanswered.
-                let _ = up.await;
-                drop(client_write);
-            });
-        }
-    });
-    address
-}
-
 /// A ClickHouse that accepts connections and never answers: the replica
 /// writing to it gives up on each request after the pipe's timeout and
 /// sends the same block again, while a replica of another pipe on the same
@@ -305,13 +252,8 @@ async fn a_silent_clickhouse_holds_only_its_own_replica() {
     let clickhouse = ClickHouse::create().await;
     let stalled_clickhouse = ClickHouse::create().await;
     let services = Services::start().await;
-    let mode = Arc::new(AtomicU8::new(FORWARD));
-    let upstream = clickhouse
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxied_url = proxy(upstream, mode.clone()).await;
+    let proxy = FaultProxy::start(&clickhouse.url).await;
+    let proxied_url = proxy.url.clone();
 
     let healthy_topic = format!("healthy-{}", uuid::Uuid::new_v4().simple());
     let stalled_topic = format!("stalled-{}", uuid::Uuid::new_v4().simple());
@@ -355,7 +297,7 @@ async fn a_silent_clickhouse_holds_only_its_own_replica() {
     )
     .await;
 
-    mode.store(STALL, Ordering::SeqCst);
+    proxy.set(Fault::Stall);
     produce(&producer(), &stalled_topic, &orders(100..200));
     let said = status_until(
         &services,
@@ -404,7 +346,7 @@ async fn a_silent_clickhouse_holds_only_its_own_replica() {
     )
     .await;
 
-    mode.store(FORWARD, Ordering::SeqCst);
+    proxy.set(Fault::None);
     eventually(
         "the stalled pipe's rows once ClickHouse answers",
         Duration::from_secs(120),

@@ -207,7 +207,12 @@ export interface paths {
         /** List pipes, oldest first. */
         get: operations["list_pipes"];
         put?: never;
-        /** Create a pipe. It is created Stopped; start it with `PATCH /v1/pipes/{id}/state`. */
+        /**
+         * Create a pipe. It is created Stopped; start it with `PATCH /v1/pipes/{id}/state`.
+         *     With `exactlyOnce`, the destination is asked whether it takes insert
+         *     deduplication tokens: 422 on `/exactlyOnce` when it does not, 502 when
+         *     it cannot be reached.
+         */
         post: operations["create_pipe"];
         delete?: never;
         options?: never;
@@ -1116,6 +1121,18 @@ export interface components {
         PipeSpec: {
             description?: string;
             destination: components["schemas"]["PipeDestination"];
+            /**
+             * @description Every record lands exactly once, crashes, fencing and rebalances
+             *     included: each insert is one contiguous range of one partition
+             *     (shard) with a deduplication token derived from it, and a range is
+             *     recorded before it is inserted so the next owner rebuilds the same
+             *     block. Needs a destination server with insert deduplication tokens
+             *     (22.2 and later; creating the pipe contacts it and refuses older
+             *     servers) and a table that deduplicates (a managed table gets
+             *     `non_replicated_deduplication_window`; Replicated and Shared engines
+             *     do by default). Immutable.
+             */
+            exactlyOnce?: boolean;
             /**
              * @description Source field (a dotted path such as `order.customer.id`, or a virtual
              *     column such as `_offset`) to destination column. Without mappings,
@@ -2709,6 +2726,15 @@ export interface operations {
                 };
             };
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description exactlyOnce: the destination cannot be reached */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sluice_model::{Command, PipeSettings, PipeSpec, PipeState, Scaling, SecretBag, Transition};
 use sluice_store::{NewEvent, PipeRecord, PipeUpdate};
+use tracing::Instrument;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -72,8 +73,12 @@ async fn list_pipes(
 }
 
 /// Create a pipe. It is created Stopped; start it with `PATCH /v1/pipes/{id}/state`.
+/// With `exactlyOnce`, the destination is asked whether it takes insert
+/// deduplication tokens: 422 on `/exactlyOnce` when it does not, 502 when
+/// it cannot be reached.
 #[utoipa::path(post, path = "/v1/pipes", tag = "pipes", request_body = PipeSpec,
-    responses((status = 201, body = Pipe, headers(("ETag" = String))), WriteErrors))]
+    responses((status = 201, body = Pipe, headers(("ETag" = String))), WriteErrors,
+        (status = 502, description = "exactlyOnce: the destination cannot be reached", body = Problem, content_type = "application/problem+json")))]
 async fn create_pipe(
     _: Developer,
     State(state): State<AppState>,
@@ -93,8 +98,9 @@ async fn create_pipe(
             detail: "no destination with this id; create one with POST /v1/destinations".into(),
         }]));
     }
-    let span = tracing::info_span!("create_pipe", pipe_id = %id);
-    let _enter = span.enter();
+    if spec.exactly_once {
+        exactly_once_possible(&state, spec.destination.destination_id).await?;
+    }
     let record = state
         .store
         .insert_pipe(
@@ -103,9 +109,30 @@ async fn create_pipe(
             PipeState::Stopped,
             NewEvent::info("created", "pipe created (Stopped)"),
         )
+        .instrument(tracing::info_span!("create_pipe", pipe_id = %id))
         .await?;
     tracing::info!(pipe_id = %id, "pipe created");
     Ok(pipe_response(StatusCode::CREATED, record))
+}
+
+/// Exactly-once needs a server that takes insert deduplication tokens: ask
+/// the destination before the pipe exists, rather than fail on start.
+async fn exactly_once_possible(state: &AppState, destination: Uuid) -> ApiResult<()> {
+    let (sink, _) = super::tables::destination_sink(state, destination).await?;
+    let has_tokens = sink
+        .has_setting("insert_deduplication_token")
+        .await
+        .map_err(super::tables::unreachable)?;
+    if has_tokens {
+        return Ok(());
+    }
+    let version = sink.version().await.map_err(super::tables::unreachable)?;
+    Err(Problem::validation(vec![sluice_model::FieldError {
+        pointer: "/exactlyOnce".into(),
+        detail: format!(
+            "the destination's ClickHouse {version} has no insert deduplication tokens (they came in 22.2); exactly-once needs them"
+        ),
+    }]))
 }
 
 #[utoipa::path(get, path = "/v1/pipes/{id}", tag = "pipes", params(("id" = Uuid, Path)),

@@ -117,7 +117,7 @@ pub struct LimitParams {
     pub limit: Option<u32>,
 }
 
-fn unreachable(error: SinkError) -> Problem {
+pub(crate) fn unreachable(error: SinkError) -> Problem {
     Problem::new(
         StatusCode::BAD_GATEWAY,
         "destination-unreachable",
@@ -143,7 +143,7 @@ fn parse_id(raw: &str) -> ApiResult<Uuid> {
 }
 
 /// A client of the destination with its stored password, and its database.
-async fn destination_sink(state: &AppState, id: Uuid) -> ApiResult<(Sink, String)> {
+pub(crate) async fn destination_sink(state: &AppState, id: Uuid) -> ApiResult<(Sink, String)> {
     let record = state
         .store
         .destination(id)

@@ -6,6 +6,7 @@
 
 mod batch;
 mod bisect;
+mod blocks;
 mod cpu;
 mod destination;
 mod insert;

@@ -19,10 +19,10 @@ use sluice_source::{Gauges, Lag, Polled, Source, SourceError};
 use sluice_store::{Lease, NewEvent, PipeRecord, ReplicaStatus, Store};
 use tokio_util::sync::CancellationToken;
 
-use std::cmp::Ordering as CmpOrdering;
 use std::collections::BTreeSet;
 
-use crate::batch::{decimal_cmp, Batch, Counters, KeyBatch, Metrics};
+use crate::batch::{Batch, Counters, KeyBatch, Metrics};
+use crate::blocks::Plan;
 use crate::destination::{prepare, PrepareError, Prepared};
 use crate::insert::Insert;
 
@@ -455,44 +455,34 @@ impl Replica {
         let mut halving = BTreeSet::new();
         for (key, records) in taken {
             let name = key.to_string();
-            let first = records.first.to_string();
-            let recorded = pending.iter().find(|p| {
-                p.source_key == name
-                    && p.generation == generation
-                    && decimal_cmp(&p.last, &first) != CmpOrdering::Less
-            });
-            let Some(recorded) = recorded else {
-                blocks.push((key, records));
-                continue;
-            };
-            let position = |i: usize| records.spans[i].position.to_string();
-            let cut = if decimal_cmp(&recorded.first, &first) == CmpOrdering::Greater {
-                // Records before the recorded block go first, on their own.
-                (0..records.spans.len())
-                    .rev()
-                    .find(|&i| decimal_cmp(&position(i), &recorded.first) == CmpOrdering::Less)
-            } else if decimal_cmp(&records.last.to_string(), &recorded.last) == CmpOrdering::Less {
-                // Not read up to the recorded block's end yet.
-                held_back.push((key, records));
-                continue;
-            } else {
-                if recorded.bisecting {
-                    halving.insert(name.clone());
-                }
-                tracing::info!(key = %name, first = %recorded.first, last = %recorded.last, "rebuilding a pending block");
-                (0..records.spans.len())
-                    .rev()
-                    .find(|&i| decimal_cmp(&position(i), &recorded.last) != CmpOrdering::Greater)
-            };
-            match cut {
-                Some(index) => {
+            let recorded = pending
+                .iter()
+                .find(|p| p.source_key == name && p.generation == generation);
+            let positions: Vec<String> = records
+                .spans
+                .iter()
+                .map(|span| span.position.to_string())
+                .collect();
+            let decision = crate::blocks::plan(
+                &positions,
+                recorded.map(|p| (p.first.as_str(), p.last.as_str())),
+            );
+            match decision {
+                Plan::Whole => blocks.push((key, records)),
+                Plan::Wait => held_back.push((key, records)),
+                Plan::Cut { index, rebuild } => {
+                    if let (true, Some(recorded)) = (rebuild, recorded) {
+                        tracing::info!(key = %name, first = %recorded.first, last = %recorded.last, "rebuilding a pending block");
+                        if recorded.bisecting {
+                            halving.insert(name.clone());
+                        }
+                    }
                     let (head, tail) = records.split_after(index);
                     blocks.push((key.clone(), head));
                     if let Some(tail) = tail {
                         held_back.push((key, tail));
                     }
                 }
-                None => blocks.push((key, records)),
             }
         }
         Ok((blocks, held_back, halving))

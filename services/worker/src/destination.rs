@@ -153,6 +153,15 @@ pub async fn prepare(
     if !with_ttl {
         tracing::warn!("this ClickHouse has no TTL: rows in the error table are not expired");
     }
+    if spec.exactly_once {
+        // The error rows of a rebuilt block are sent again with the same
+        // token: the error table, Sluice's own, must remember tokens too.
+        sink.execute(&format!(
+            "ALTER TABLE {} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}",
+            ddl::qualified(&database, &ddl::error_table_name(&table))
+        ))
+        .await?;
+    }
 
     let mut plan = RowPlan::new(columns, &mappings);
     // DEFAULT expressions apply to missing fields where the server has

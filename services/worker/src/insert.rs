@@ -287,10 +287,15 @@ impl Insert<'_> {
             .iter_mut()
             .map(|(_, b)| Bytes::from(std::mem::take(&mut b.rows)))
             .collect();
-        let decode_errors: Vec<Bytes> = keys
+        let decode_errors: Vec<Vec<Bytes>> = keys
             .iter_mut()
-            .filter(|(_, b)| b.error_count > 0)
-            .map(|(_, b)| Bytes::from(std::mem::take(&mut b.errors)))
+            .map(|(_, b)| {
+                if b.error_count > 0 {
+                    vec![Bytes::from(std::mem::take(&mut b.errors))]
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let ranges: Vec<(&K, &P, &P)> = keys.iter().map(|(k, b)| (k, &b.first, &b.last)).collect();
         let token = block_token(pipe_id, self.generation, &ranges);
@@ -319,9 +324,10 @@ impl Insert<'_> {
         }
         let rejected = outcome.rejected;
 
-        let mut errors = decode_errors;
+        // Error rows per key: the decode errors, then the refused records.
+        let mut errors: Vec<Vec<Bytes>> = decode_errors;
         if !rejected.is_empty() {
-            let mut out = Vec::new();
+            let mut refused: Vec<Vec<u8>> = vec![Vec::new(); keys.len()];
             for ((k, s), error) in &rejected {
                 let (key, key_batch) = &keys[*k];
                 let span = &key_batch.spans[*s];
@@ -340,24 +346,47 @@ impl Insert<'_> {
                         code: ErrorCode::InsertRejected,
                         message: error.to_string(),
                     },
-                    &mut out,
+                    &mut refused[*k],
                 );
             }
-            errors.push(Bytes::from(out));
+            for (k, rows) in refused.into_iter().enumerate() {
+                if !rows.is_empty() {
+                    errors[k].push(Bytes::from(rows));
+                }
+            }
             batch.metrics.errors.increment(rejected.len() as u64);
             batch
                 .counters
                 .errors
                 .fetch_add(rejected.len() as i64, Ordering::Relaxed);
         }
-        if !errors.is_empty() {
+        // One request for the batch; for an exactly-once pipe one per key,
+        // with its block's token, so a rebuilt block's error rows are
+        // dropped as duplicates too.
+        let requests: Vec<(String, Vec<Bytes>)> = if halving.is_some() {
+            keys.iter()
+                .zip(errors)
+                .filter(|(_, chunks)| !chunks.is_empty())
+                .map(|((key, block), chunks)| {
+                    let key_token = block_token(
+                        pipe_id,
+                        self.generation,
+                        &[(key, &block.first, &block.last)],
+                    );
+                    (format!("{key_token}:errors"), chunks)
+                })
+                .collect()
+        } else {
+            let chunks: Vec<Bytes> = errors.into_iter().flatten().collect();
+            if chunks.is_empty() {
+                Vec::new()
+            } else {
+                vec![(format!("{token}:errors"), chunks)]
+            }
+        };
+        for (error_token, chunks) in requests {
             match self
-                .send(
-                    &prepared.error_insert_statement,
-                    &errors,
-                    &format!("{token}:errors"),
-                    &[],
-                )
+                .send(&prepared.error_insert_statement, &chunks, &error_token, &[])
                 .await
             {
                 Ok(()) => {}

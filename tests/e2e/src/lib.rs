@@ -483,12 +483,34 @@ impl ClickHouse {
         }
     }
 
+    /// Rows in `table`; 0 while the table does not exist yet (a pipe
+    /// creates its table when it starts). Any other error fails the test.
     pub async fn count(&self, table: &str) -> u64 {
-        self.query(&format!("SELECT count() FROM {table}"))
+        self.landed_in(table, "count()").await.0
+    }
+
+    /// (rows, distinct ids) of `table`, with the same rules as `count`.
+    pub async fn landed(&self, table: &str) -> (u64, u64) {
+        self.landed_in(table, "count(), uniqExact(id)").await
+    }
+
+    async fn landed_in(&self, table: &str, what: &str) -> (u64, u64) {
+        let text = match self
+            .query(&format!("SELECT {what} FROM {table} FORMAT TSV"))
             .await
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
+        {
+            Ok(text) => text,
+            Err(e) if e.contains("Code: 60") => return (0, 0),
+            Err(e) => panic!("counting {table}: {e}"),
+        };
+        let fields: Vec<u64> = text
+            .split_whitespace()
+            .map(|f| {
+                f.parse()
+                    .unwrap_or_else(|_| panic!("counting {table}: {text}"))
+            })
+            .collect();
+        (fields[0], fields.get(1).copied().unwrap_or(0))
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use sluice_clickhouse::ChType;
 use sonic_rs::{Object, Value};
 
-use crate::convert::timestamp_nanos;
+use crate::json::timestamp_nanos;
 use crate::json::{self, Kind, Num};
 use crate::row::VirtualColumn;
 
@@ -544,6 +544,7 @@ pub fn fit_to_server(ty: &ChType, has: &dyn Fn(&str) -> bool) -> ChType {
 mod tests {
     use super::*;
     use crate::row::{ErrorCode, RecordMeta, RowPlan};
+    use crate::Decoder;
     use crate::{convert, json};
 
     fn infer(samples: &[&str]) -> Inference {
@@ -593,7 +594,11 @@ mod tests {
         let mut rejected = 0;
         for sample in samples {
             let mut out = Vec::new();
-            if let Err(error) = plan.encode_message(sample, &RecordMeta::default(), &mut out) {
+            if let Err(error) = crate::json::JsonDecoder::new(plan.clone()).decode(
+                sample,
+                &RecordMeta::default(),
+                &mut out,
+            ) {
                 assert_eq!(
                     error.code,
                     ErrorCode::DataParsingError,
@@ -681,7 +686,8 @@ mod tests {
             &[("user.address.geo.deeper".to_owned(), "deeper".to_owned())],
         );
         let mut out = Vec::new();
-        plan.encode_message(samples[0].as_bytes(), &RecordMeta::default(), &mut out)
+        crate::json::JsonDecoder::new(plan.clone())
+            .decode(samples[0].as_bytes(), &RecordMeta::default(), &mut out)
             .unwrap();
         assert_eq!(out, b"\x07{\"x\":1}");
     }

@@ -1,4 +1,25 @@
-//! Messages parsed with sonic-rs, read with the semantics the decoder had
+//! The JSON format (JSONEachRow): a message's objects become rows of the
+//! destination's columns, in one pass — parsed with sonic-rs, each column's
+//! field looked up as the row plan says, converted by the destination type's
+//! rules, and written as RowBinary.
+//!
+//! Conversion rules (documented in docs/formats.md):
+//! - integers accept JSON integers, integral floats, decimal strings (the
+//!   only exact way to send 128- and 256-bit values) and booleans;
+//! - Decimal accepts numbers and strings, exactly; extra fraction digits are
+//!   truncated toward zero;
+//! - DateTime/DateTime64 accept ISO-8601 (`T` or space, optional fraction,
+//!   `Z` or an offset; no offset means UTC) and epoch numbers, whose unit is
+//!   told by magnitude: below 10^11 seconds, below 10^14 milliseconds,
+//!   below 10^17 microseconds, otherwise nanoseconds;
+//! - Date/Date32 accept `YYYY-MM-DD` (or a date-time, whose date is taken)
+//!   and a number of days;
+//! - String accepts any JSON value: non-strings are stored as their JSON
+//!   text; JSON columns receive the value's JSON text;
+//! - `null` in a non-Nullable column, like a missing field, becomes the
+//!   type's zero value (`zero_value`).
+//!
+//! Reading: messages are parsed with sonic-rs, read with the semantics the decoder had
 //! when it used serde_json's `Value` (without `preserve_order` or
 //! `arbitrary_precision`), so that moving parsers changes no row:
 //!
@@ -19,7 +40,652 @@
 
 use std::fmt;
 
-use sonic_rs::{Array, JsonNumberTrait, JsonValueTrait, Number, Object, Value, ValueRef};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use sluice_clickhouse::rowbinary::Wide;
+use sluice_clickhouse::{encode, ChType, Value};
+use sonic_rs::{
+    Array, JsonContainerTrait, JsonNumberTrait, JsonValueTrait, Number, Object, Value as Json,
+    ValueRef,
+};
+
+use crate::row::{ColumnSource, ErrorCode, RecordError, RecordMeta, RowPlan, VirtualColumn};
+use crate::Decoder;
+
+/// Decodes JSON messages into the rows of a plan.
+#[derive(Debug, Clone)]
+pub struct JsonDecoder {
+    plan: RowPlan,
+}
+
+impl JsonDecoder {
+    pub fn new(plan: RowPlan) -> Self {
+        JsonDecoder { plan }
+    }
+}
+
+impl Decoder for JsonDecoder {
+    fn decode(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, RecordError> {
+        let start = out.len();
+        let result = self.decode_into(payload, meta, out);
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+}
+
+impl JsonDecoder {
+    fn decode_into(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, RecordError> {
+        let parse_error = |message: String| RecordError {
+            code: ErrorCode::DataParsingError,
+            message,
+        };
+        let virtuals = if self.plan.uses_virtual {
+            Some(virtual_values(payload, meta))
+        } else {
+            None
+        };
+        let mut rows = 0;
+        for value in values(payload) {
+            let value = value.map_err(|e| parse_error(format!("not valid JSON: {e}")))?;
+            let Kind::Object(object) = kind(&value) else {
+                return Err(parse_error(format!(
+                    "expected a JSON object per row, found {}",
+                    describe(&value)
+                )));
+            };
+            let fields = Fields::new(object);
+            for column in &self.plan.columns {
+                let value = match &column.source {
+                    ColumnSource::Field { path, segments } => {
+                        match lookup(&fields, path, segments) {
+                            Some(json) => convert(&column.ty, json),
+                            // RowBinaryWithDefaults: 1 = let ClickHouse apply
+                            // the column's DEFAULT expression.
+                            None if self.plan.with_defaults && column.has_default => {
+                                out.push(1);
+                                continue;
+                            }
+                            None => Ok(zero_value(&column.ty)),
+                        }
+                    }
+                    ColumnSource::Virtual(v) => {
+                        let null = Json::new();
+                        let json = virtuals.as_ref().map_or(&null, |all| all.get(*v));
+                        convert(&column.ty, json)
+                    }
+                }
+                .map_err(|e| RecordError {
+                    code: ErrorCode::TypeConversionError,
+                    message: format!("column `{}`: {e}", column.name),
+                })?;
+                if self.plan.with_defaults {
+                    out.push(0);
+                }
+                encode(&column.ty, &value, out).map_err(|e| RecordError {
+                    code: ErrorCode::TypeConversionError,
+                    message: format!("column `{}`: {e}", column.name),
+                })?;
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Err(parse_error("the message holds no JSON object".into()));
+        }
+        Ok(rows)
+    }
+}
+
+// --- the message: fields and virtual columns ---------------------------------
+
+fn describe(value: &Json) -> &'static str {
+    match kind(value) {
+        Kind::Null => "null",
+        Kind::Bool(_) => "a boolean",
+        Kind::Number(_) => "a number",
+        Kind::String(_) => "a string",
+        Kind::Array(_) => "an array",
+        Kind::Object(_) => "an object",
+    }
+}
+
+fn lookup<'a>(fields: &Fields<'a>, path: &str, segments: &[String]) -> Option<&'a Json> {
+    if let Some(value) = fields.get(path) {
+        return Some(value);
+    }
+    if segments.len() < 2 {
+        return None;
+    }
+    let mut current = fields.get(&segments[0])?;
+    for segment in &segments[1..] {
+        current = get(current.as_object()?, segment)?;
+    }
+    Some(current)
+}
+
+struct VirtualValues {
+    key: Json,
+    timestamp: Json,
+    partition: Json,
+    offset: Json,
+    topic: Json,
+    sequence_number: Json,
+    header_keys: Json,
+    header_values: Json,
+    raw: Json,
+}
+
+impl VirtualValues {
+    fn get(&self, column: VirtualColumn) -> &Json {
+        match column {
+            VirtualColumn::Key => &self.key,
+            VirtualColumn::Timestamp => &self.timestamp,
+            VirtualColumn::Partition => &self.partition,
+            VirtualColumn::Offset => &self.offset,
+            VirtualColumn::Topic | VirtualColumn::Stream => &self.topic,
+            VirtualColumn::SequenceNumber => &self.sequence_number,
+            VirtualColumn::HeaderKeys => &self.header_keys,
+            VirtualColumn::HeaderValues => &self.header_values,
+            VirtualColumn::RawMessage => &self.raw,
+        }
+    }
+}
+
+/// Virtual columns as JSON, so they convert to any compatible column type by
+/// the same rules as message fields.
+fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
+    let text = |bytes: &[u8]| Json::from(String::from_utf8_lossy(bytes));
+    VirtualValues {
+        key: meta.key.map_or_else(Json::new, text),
+        timestamp: meta
+            .timestamp_ms
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .map_or_else(Json::new, |t| {
+                Json::from(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string().as_str())
+            }),
+        partition: Json::from(meta.partition),
+        offset: Json::from(meta.offset),
+        topic: Json::from(meta.topic),
+        sequence_number: meta.sequence_number.map_or_else(Json::new, Json::from),
+        header_keys: Json::from(
+            meta.headers
+                .iter()
+                .map(|(k, _)| Json::from(*k))
+                .collect::<Vec<_>>(),
+        ),
+        header_values: Json::from(
+            meta.headers
+                .iter()
+                .map(|(_, v)| v.map_or_else(|| Json::from(""), text))
+                .collect::<Vec<_>>(),
+        ),
+        raw: text(payload),
+    }
+}
+
+// --- conversion: a JSON value to the destination type -------------------------
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("cannot convert {found} to {ty}: {reason}")]
+pub struct ConvertError {
+    pub found: String,
+    pub ty: String,
+    pub reason: String,
+}
+
+fn fail(json: &Json, ty: &ChType, reason: impl Into<String>) -> ConvertError {
+    let mut found = to_json_string(json);
+    if found.len() > 80 {
+        // Cut on a character boundary: a byte offset inside a multi-byte
+        // character would panic.
+        let mut cut = 77;
+        while !found.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        found.truncate(cut);
+        found.push_str("...");
+    }
+    ConvertError {
+        found,
+        ty: ty.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The value a missing field takes in a column of type `ty`.
+pub fn zero_value(ty: &ChType) -> Value {
+    match ty {
+        ChType::Nullable(_) | ChType::Variant(_) => Value::Null,
+        ChType::LowCardinality(inner) => zero_value(inner),
+        ChType::UInt8
+        | ChType::UInt16
+        | ChType::UInt32
+        | ChType::UInt64
+        | ChType::UInt128
+        | ChType::UInt256
+        | ChType::Int8
+        | ChType::Int16
+        | ChType::Int32
+        | ChType::Int64
+        | ChType::Int128
+        | ChType::Int256 => Value::int(0),
+        ChType::Float32 | ChType::Float64 => Value::Float(0.0),
+        ChType::Decimal { .. } => Value::Decimal(Wide::from_i128(0)),
+        ChType::Bool => Value::Bool(false),
+        ChType::String | ChType::FixedString(_) => Value::Bytes(Vec::new()),
+        ChType::Json => Value::string("{}"),
+        ChType::Date | ChType::Date32 => Value::Date(0),
+        ChType::DateTime(_) => Value::DateTime(0),
+        ChType::DateTime64(..) => Value::DateTime64(0),
+        ChType::Uuid => Value::Uuid(0),
+        ChType::Ipv4 => Value::Ipv4(0),
+        ChType::Ipv6 => Value::Ipv6([0; 16]),
+        ChType::Enum8(items) => Value::Enum(items.first().map_or(0, |(_, v)| i16::from(*v))),
+        ChType::Enum16(items) => Value::Enum(items.first().map_or(0, |(_, v)| *v)),
+        ChType::Array(_) => Value::Array(Vec::new()),
+        ChType::Map(..) => Value::Map(Vec::new()),
+        ChType::Tuple(items) => Value::Tuple(items.iter().map(|(_, t)| zero_value(t)).collect()),
+    }
+}
+
+pub fn convert(ty: &ChType, json: &Json) -> Result<Value, ConvertError> {
+    if json.is_null() {
+        return Ok(zero_value(ty));
+    }
+    match ty {
+        ChType::Nullable(inner) => convert(inner, json),
+        ChType::LowCardinality(inner) => convert(inner, json),
+        ChType::UInt8
+        | ChType::UInt16
+        | ChType::UInt32
+        | ChType::UInt64
+        | ChType::UInt128
+        | ChType::UInt256
+        | ChType::Int8
+        | ChType::Int16
+        | ChType::Int32
+        | ChType::Int64
+        | ChType::Int128
+        | ChType::Int256 => integer(json)
+            .map(Value::Int)
+            .ok_or_else(|| fail(json, ty, "not an integer")),
+        ChType::Float32 | ChType::Float64 => float(json)
+            .map(Value::Float)
+            .ok_or_else(|| fail(json, ty, "not a number")),
+        ChType::Decimal { scale, .. } => {
+            let text = match kind(json) {
+                Kind::Number(n) => n.to_string(),
+                Kind::String(s) => s.trim().to_owned(),
+                _ => return Err(fail(json, ty, "not a number")),
+            };
+            scaled_decimal(&text, *scale)
+                .map(Value::Decimal)
+                .ok_or_else(|| fail(json, ty, "not a decimal number"))
+        }
+        ChType::Bool => match kind(json) {
+            Kind::Bool(b) => Ok(Value::Bool(b)),
+            Kind::Number(n) if n.as_u64() == Some(0) || n.as_u64() == Some(1) => {
+                Ok(Value::Bool(n.as_u64() == Some(1)))
+            }
+            Kind::String(s) if s.eq_ignore_ascii_case("true") || s == "1" => Ok(Value::Bool(true)),
+            Kind::String(s) if s.eq_ignore_ascii_case("false") || s == "0" => {
+                Ok(Value::Bool(false))
+            }
+            _ => Err(fail(json, ty, "not a boolean")),
+        },
+        ChType::String | ChType::FixedString(_) => Ok(Value::Bytes(match kind(json) {
+            Kind::String(s) => s.as_bytes().to_vec(),
+            _ => to_json_string(json).into_bytes(),
+        })),
+        ChType::Json => match kind(json) {
+            Kind::Object(_) => Ok(Value::Bytes(to_json_string(json).into_bytes())),
+            Kind::String(s) if s.trim_start().starts_with('{') => {
+                Ok(Value::Bytes(s.as_bytes().to_vec()))
+            }
+            _ => Err(fail(json, ty, "a JSON column takes an object")),
+        },
+        ChType::Date | ChType::Date32 => date(json)
+            .map(Value::Date)
+            .ok_or_else(|| fail(json, ty, "not a date (YYYY-MM-DD or days since 1970-01-01)")),
+        ChType::DateTime(_) => timestamp_nanos(json)
+            .map(|ns| Value::DateTime(ns.div_euclid(1_000_000_000) as i64))
+            .ok_or_else(|| fail(json, ty, "not a date-time (ISO-8601 or epoch)")),
+        ChType::DateTime64(precision, _) => {
+            let ns = timestamp_nanos(json)
+                .ok_or_else(|| fail(json, ty, "not a date-time (ISO-8601 or epoch)"))?;
+            let divisor = 10i128.pow(9u32.saturating_sub(u32::from(*precision)));
+            let multiplier = 10i128.pow(u32::from(*precision).saturating_sub(9));
+            i64::try_from(ns.div_euclid(divisor) * multiplier)
+                .map(Value::DateTime64)
+                .map_err(|_| fail(json, ty, "out of range"))
+        }
+        ChType::Uuid => json
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+            .map(|u| Value::Uuid(u.as_u128()))
+            .ok_or_else(|| fail(json, ty, "not a UUID")),
+        ChType::Ipv4 => match kind(json) {
+            Kind::String(s) => s
+                .trim()
+                .parse::<std::net::Ipv4Addr>()
+                .map(|ip| Value::Ipv4(u32::from(ip)))
+                .map_err(|_| fail(json, ty, "not an IPv4 address")),
+            Kind::Number(n) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .map(Value::Ipv4)
+                .ok_or_else(|| fail(json, ty, "not an IPv4 address")),
+            _ => Err(fail(json, ty, "not an IPv4 address")),
+        },
+        ChType::Ipv6 => json
+            .as_str()
+            .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+            .map(|ip| match ip {
+                std::net::IpAddr::V6(v6) => Value::Ipv6(v6.octets()),
+                std::net::IpAddr::V4(v4) => Value::Ipv6(v4.to_ipv6_mapped().octets()),
+            })
+            .ok_or_else(|| fail(json, ty, "not an IP address")),
+        ChType::Enum8(items) => {
+            enum_value(json, items.iter().map(|(n, v)| (n.as_str(), i16::from(*v))))
+                .ok_or_else(|| fail(json, ty, "not one of the enum's names or values"))
+        }
+        ChType::Enum16(items) => enum_value(json, items.iter().map(|(n, v)| (n.as_str(), *v)))
+            .ok_or_else(|| fail(json, ty, "not one of the enum's names or values")),
+        ChType::Array(inner) => match kind(json) {
+            Kind::Array(items) => items
+                .iter()
+                .map(|item| convert(inner, item))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
+            _ => Err(fail(json, ty, "not an array")),
+        },
+        ChType::Tuple(types) => match kind(json) {
+            Kind::Array(items) if items.len() == types.len() => types
+                .iter()
+                .zip(items.iter())
+                .map(|((_, t), item)| convert(t, item))
+                .collect::<Result<_, _>>()
+                .map(Value::Tuple),
+            Kind::Object(fields) if types.iter().all(|(name, _)| name.is_some()) => types
+                .iter()
+                .map(
+                    |(name, t)| match get(fields, name.as_deref().unwrap_or_default()) {
+                        Some(v) => convert(t, v),
+                        None => Ok(zero_value(t)),
+                    },
+                )
+                .collect::<Result<_, _>>()
+                .map(Value::Tuple),
+            _ => Err(fail(
+                json,
+                ty,
+                "a Tuple takes an array of its arity (or an object for named tuples)",
+            )),
+        },
+        ChType::Map(key_type, value_type) => match kind(json) {
+            Kind::Object(fields) => entries(fields)
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = convert(key_type, &map_key(k, key_type))?;
+                    Ok((key, convert(value_type, v)?))
+                })
+                .collect::<Result<_, _>>()
+                .map(Value::Map),
+            _ => Err(fail(json, ty, "a Map takes an object")),
+        },
+        ChType::Variant(types) => {
+            // The first variant type matching the JSON kind wins; then any
+            // that converts at all.
+            let json_kind = kind(json);
+            let matches_kind = |t: &ChType| match (&json_kind, t.value_type()) {
+                (
+                    Kind::String(_),
+                    ChType::String
+                    | ChType::FixedString(_)
+                    | ChType::Uuid
+                    | ChType::Ipv4
+                    | ChType::Ipv6
+                    | ChType::Date
+                    | ChType::Date32
+                    | ChType::DateTime(_)
+                    | ChType::DateTime64(..)
+                    | ChType::Enum8(_)
+                    | ChType::Enum16(_),
+                ) => true,
+                (Kind::Number(n), t) if n.is_f64() => matches!(
+                    t,
+                    ChType::Float32 | ChType::Float64 | ChType::Decimal { .. }
+                ),
+                (Kind::Number(_), t) => t.is_integer(),
+                (Kind::Bool(_), ChType::Bool) => true,
+                (Kind::Array(_), ChType::Array(_) | ChType::Tuple(_)) => true,
+                (Kind::Object(_), ChType::Map(..) | ChType::Json | ChType::Tuple(_)) => true,
+                _ => false,
+            };
+            let mut fallback = None;
+            for (index, t) in types.iter().enumerate() {
+                if let Ok(value) = convert(t, json) {
+                    if matches_kind(t) {
+                        return Ok(Value::Variant(index, Box::new(value)));
+                    }
+                    fallback.get_or_insert((index, value));
+                }
+            }
+            fallback
+                .map(|(index, value)| Value::Variant(index, Box::new(value)))
+                .ok_or_else(|| fail(json, ty, "matches none of the variant's types"))
+        }
+    }
+}
+
+fn map_key(key: &str, key_type: &ChType) -> Json {
+    match key_type.value_type() {
+        ChType::String
+        | ChType::FixedString(_)
+        | ChType::Uuid
+        | ChType::Ipv4
+        | ChType::Ipv6
+        | ChType::Date
+        | ChType::Date32
+        | ChType::DateTime(_)
+        | ChType::DateTime64(..)
+        | ChType::Enum8(_)
+        | ChType::Enum16(_) => Json::from(key),
+        // The key read as a JSON document of its own (one value, no more).
+        _ => {
+            let mut values = values(key.as_bytes());
+            match (values.next(), values.next()) {
+                (Some(Ok(value)), None) => value,
+                _ => Json::from(key),
+            }
+        }
+    }
+}
+
+fn integer(json: &Json) -> Option<Wide> {
+    match kind(json) {
+        Kind::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Some(Wide::from_i128(i128::from(i)))
+            } else if let Some(u) = n.as_u64() {
+                Some(Wide::from_u128(u128::from(u)))
+            } else {
+                let f = n.as_f64();
+                (f.fract() == 0.0 && f.abs() < 1.7e38).then(|| Wide::from_i128(f as i128))
+            }
+        }
+        Kind::String(s) => Wide::parse_decimal(s.trim()),
+        Kind::Bool(b) => Some(Wide::from_i128(i128::from(b))),
+        _ => None,
+    }
+}
+
+fn float(json: &Json) -> Option<f64> {
+    match kind(json) {
+        Kind::Number(n) => Some(n.as_f64()),
+        Kind::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "nan" => Some(f64::NAN),
+            "inf" | "+inf" | "infinity" => Some(f64::INFINITY),
+            "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+            other => other.parse().ok(),
+        },
+        Kind::Bool(b) => Some(f64::from(u8::from(b))),
+        _ => None,
+    }
+}
+
+/// `text` × 10^scale as an exact integer; fraction digits beyond the scale
+/// are truncated toward zero.
+pub fn scaled_decimal(text: &str, scale: u8) -> Option<Wide> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
+        None => (text, 0),
+    };
+    let (sign, unsigned) = match mantissa.as_bytes().first()? {
+        b'-' => ("-", &mantissa[1..]),
+        b'+' => ("", &mantissa[1..]),
+        _ => ("", mantissa),
+    };
+    let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    let digits = format!("{int_part}{frac_part}");
+    // Position of the decimal point after shifting by the exponent and scale.
+    let point = int_part.len() as i64 + i64::from(exponent) + i64::from(scale);
+    if point > 100 {
+        return None;
+    }
+    let kept = if point <= 0 {
+        String::from("0")
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        digits[..point as usize].to_owned()
+    };
+    Wide::parse_decimal(&format!(
+        "{sign}{}",
+        if kept.is_empty() { "0" } else { &kept }
+    ))
+}
+
+fn date(json: &Json) -> Option<i64> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    match kind(json) {
+        Kind::String(s) => {
+            let s = s.trim();
+            let day = s
+                .get(..10)
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+            Some((day - epoch).num_days())
+        }
+        Kind::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// Nanoseconds since the epoch, UTC.
+pub fn timestamp_nanos(json: &Json) -> Option<i128> {
+    match kind(json) {
+        Kind::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                epoch_by_magnitude(i128::from(i))
+            } else {
+                let f = n.as_f64();
+                // Fractional numbers are seconds (or ms, ... by magnitude).
+                let unit = epoch_unit_nanos(f.abs() as i128);
+                Some((f * unit as f64) as i128)
+            }
+        }
+        Kind::String(s) => {
+            let s = s.trim();
+            if let Ok(i) = s.parse::<i128>() {
+                return epoch_by_magnitude(i);
+            }
+            if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+                return Some(
+                    i128::from(dt.timestamp()) * 1_000_000_000
+                        + i128::from(dt.timestamp_subsec_nanos()),
+                );
+            }
+            for format in [
+                "%Y-%m-%d %H:%M:%S%.f%:z",
+                "%Y-%m-%dT%H:%M:%S%.f%z",
+                "%Y-%m-%d %H:%M:%S%.f%z",
+            ] {
+                if let Ok(dt) = DateTime::parse_from_str(s, format) {
+                    return Some(
+                        i128::from(dt.timestamp()) * 1_000_000_000
+                            + i128::from(dt.timestamp_subsec_nanos()),
+                    );
+                }
+            }
+            for format in [
+                "%Y-%m-%d %H:%M:%S%.f",
+                "%Y-%m-%dT%H:%M:%S%.f",
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M",
+                "%Y/%m/%d %H:%M:%S%.f",
+            ] {
+                if let Ok(naive) = NaiveDateTime::parse_from_str(s, format) {
+                    let dt = naive.and_utc();
+                    return Some(
+                        i128::from(dt.timestamp()) * 1_000_000_000
+                            + i128::from(dt.timestamp_subsec_nanos()),
+                    );
+                }
+            }
+            if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                let dt: DateTime<Utc> = day.and_hms_opt(0, 0, 0)?.and_utc();
+                return Some(i128::from(dt.timestamp()) * 1_000_000_000);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn epoch_unit_nanos(magnitude: i128) -> i128 {
+    if magnitude < 100_000_000_000 {
+        1_000_000_000
+    } else if magnitude < 100_000_000_000_000 {
+        1_000_000
+    } else if magnitude < 100_000_000_000_000_000 {
+        1_000
+    } else {
+        1
+    }
+}
+
+/// `None` past what i128 nanoseconds hold: such a value is no time at all.
+fn epoch_by_magnitude(v: i128) -> Option<i128> {
+    v.checked_mul(epoch_unit_nanos(v.checked_abs()?))
+}
+
+fn enum_value<'a>(json: &Json, mut items: impl Iterator<Item = (&'a str, i16)>) -> Option<Value> {
+    match kind(json) {
+        Kind::String(s) => items
+            .find(|(name, _)| *name == s)
+            .map(|(_, v)| Value::Enum(v)),
+        Kind::Number(n) => {
+            let v = i16::try_from(n.as_i64()?).ok()?;
+            items.any(|(_, x)| x == v).then_some(Value::Enum(v))
+        }
+        _ => None,
+    }
+}
+
+// --- reading: sonic-rs with serde_json's semantics ---------------------------
 
 /// serde_json's recursion limit: it refused the 128th nested array or object.
 const MAX_DEPTH: usize = 128;
@@ -118,7 +784,7 @@ pub enum Kind<'a> {
     Object(&'a Object),
 }
 
-pub fn kind(value: &Value) -> Kind<'_> {
+pub fn kind(value: &Json) -> Kind<'_> {
     match value.as_ref() {
         ValueRef::Null => Kind::Null,
         ValueRef::Bool(b) => Kind::Bool(b),
@@ -135,7 +801,7 @@ pub fn kind(value: &Value) -> Kind<'_> {
 }
 
 /// The value of `key`; the last one if the key repeats.
-pub fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
+pub fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Json> {
     object
         .iter()
         .filter(|(k, _)| same_key(k, key))
@@ -157,7 +823,7 @@ fn same_key(a: &str, b: &str) -> bool {
 
 /// A row's fields, indexed once for the lookups of all its columns.
 pub struct Fields<'a> {
-    entries: Vec<(&'a str, &'a Value)>,
+    entries: Vec<(&'a str, &'a Json)>,
     /// Sorted by key (and deduplicated) for binary search; small objects
     /// stay in input order and are scanned, which is faster for them.
     sorted: bool,
@@ -180,7 +846,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key`; the last one if the key repeats.
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
+    pub fn get(&self, key: &str) -> Option<&'a Json> {
         if self.sorted {
             self.entries
                 .binary_search_by(|(k, _)| (*k).cmp(key))
@@ -197,8 +863,8 @@ impl<'a> Fields<'a> {
 }
 
 /// The entries sorted by key, a repeated key keeping its last value.
-pub fn entries(object: &Object) -> Vec<(&str, &Value)> {
-    let mut entries: Vec<(&str, &Value)> = object.iter().collect();
+pub fn entries(object: &Object) -> Vec<(&str, &Json)> {
+    let mut entries: Vec<(&str, &Json)> = object.iter().collect();
     // Reversed first so that the stable sort puts the last of equal keys
     // first, which is the one `dedup_by` keeps.
     entries.reverse();
@@ -208,13 +874,13 @@ pub fn entries(object: &Object) -> Vec<(&str, &Value)> {
 }
 
 /// Compact JSON text, byte for byte what serde_json's `to_string` gave.
-pub fn to_json_string(value: &Value) -> String {
+pub fn to_json_string(value: &Json) -> String {
     let mut out = String::new();
     write_json(value, &mut out);
     out
 }
 
-fn write_json(value: &Value, out: &mut String) {
+fn write_json(value: &Json, out: &mut String) {
     match kind(value) {
         Kind::Null => out.push_str("null"),
         Kind::Bool(b) => out.push_str(if b { "true" } else { "false" }),
@@ -344,7 +1010,7 @@ pub struct Values<'a> {
 }
 
 impl Iterator for Values<'_> {
-    type Item = Result<Value, SyntaxError>;
+    type Item = Result<Json, SyntaxError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let input = self.input;
@@ -357,7 +1023,7 @@ impl Iterator for Values<'_> {
                 // errors) goes value by value below, which finds the first
                 // problem in message order as serde_json did.
                 if scan.opening_brackets < MAX_DEPTH && !scan.next_object {
-                    if let Ok(value) = sonic_rs::from_slice::<Value>(input) {
+                    if let Ok(value) = sonic_rs::from_slice::<Json>(input) {
                         self.position = input.len();
                         return Some(Ok(keep_negative_zeros(input, scan, value)));
                     }
@@ -382,7 +1048,7 @@ impl Iterator for Values<'_> {
             }
         };
         let text = &input[start..end];
-        Some(match sonic_rs::from_slice::<Value>(text) {
+        Some(match sonic_rs::from_slice::<Json>(text) {
             Ok(value) => {
                 self.position = end;
                 Ok(keep_negative_zeros(text, scan, value))
@@ -542,14 +1208,14 @@ fn string_end(input: &[u8], open: usize) -> usize {
 /// `value` (parsed from `text`), or, when `text` holds a negative zero,
 /// `text` parsed again with numbers kept as text, where `kind` reads
 /// `-0` as serde_json did.
-fn keep_negative_zeros(text: &[u8], scan: &Scan, value: Value) -> Value {
+fn keep_negative_zeros(text: &[u8], scan: &Scan, value: Json) -> Json {
     if !scan.minus_zero || !may_hold_negative_zero(text) {
         return value;
     }
     // `text` was just parsed (and its UTF-8 checked) by `from_slice`, so
     // this parse succeeds with the same structure.
     let mut raw = sonic_rs::Deserializer::from_slice(text).use_rawnumber();
-    raw.deserialize::<Value>().unwrap_or(value)
+    raw.deserialize::<Json>().unwrap_or(value)
 }
 
 /// Whether `text` has a `-0` not followed by a digit or by a fraction
@@ -584,246 +1250,4 @@ fn may_hold_negative_zero(text: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sonic_rs::JsonContainerTrait;
-
-    fn parse(text: &str) -> Result<Vec<Value>, SyntaxError> {
-        values(text.as_bytes()).collect()
-    }
-
-    fn serde_values(text: &str) -> Result<Vec<serde_json::Value>, String> {
-        serde_json::Deserializer::from_str(text)
-            .into_iter::<serde_json::Value>()
-            .collect::<Result<_, _>>()
-            .map_err(|e| e.to_string())
-    }
-
-    fn texts(values: &[Value]) -> Vec<String> {
-        values.iter().map(to_json_string).collect()
-    }
-
-    #[test]
-    fn reads_like_serde_json() {
-        for text in [
-            r#"{"b": 1, "a": {"d": [1, 2.5, "x\n\u001f/\u2028é\"\\"], "c": null}}"#,
-            r#"{"a": 1, "a": 2, "b": {"x": 1, "x": [3]}}"#,
-            r#"{"n": -0, "m": -0.0, "e": -0e5, "f": -0.5, "d": "2024-01-05", "z": 0.0}"#,
-            r#"{"big": 18446744073709551615, "bigger": 18446744073709551616,
-                "min": -9223372036854775808, "less": -9223372036854775809,
-                "f": [1e20, 1.5e-7, 1e15, 3.0, 0.1, 5e-324, 1.7976931348623157e308]}"#,
-            "{\"a\":1}{\"b\":2}\n {\"c\":3}\r\n\t",
-            "1 2 \"s\" [] {} null true false",
-            "",
-            "  \n ",
-            "[-0]",
-            "-0",
-            "\u{7f}",
-        ] {
-            let expected = serde_values(text).map(|values| {
-                values
-                    .iter()
-                    .map(serde_json::Value::to_string)
-                    .collect::<Vec<_>>()
-            });
-            let got = parse(text).map(|v| texts(&v));
-            assert_eq!(
-                got.is_ok(),
-                expected.is_ok(),
-                "{text}: {got:?} {expected:?}"
-            );
-            if let (Ok(got), Ok(expected)) = (got, expected) {
-                assert_eq!(got, expected, "{text}");
-            }
-        }
-    }
-
-    #[test]
-    fn rejects_what_serde_json_rejected() {
-        for text in [
-            "{\"n\": 1} not json",
-            "{\"a\":1,}",
-            "[1,]",
-            "01",
-            "1.",
-            "-",
-            "NaN",
-            "{\"a\": 1e400}",
-            "{\"a\": \"\\ud800\"}",
-            "{\"a\": \"\x01\"}",
-            "{\"a\": 1} {\"b\":",
-            "{\"a\": 1}x",
-            "{\"a\": 1]",
-            "{\"a\": [1}",
-            "\"abc",
-            "123abc",
-        ] {
-            assert!(serde_values(text).is_err(), "serde_json accepts {text}");
-            assert!(parse(text).is_err(), "{text}");
-        }
-        let invalid_utf8 = b"{\"a\":1}\n{\"a\":\"\xff\"}";
-        let results: Vec<_> = values(invalid_utf8).collect();
-        assert_eq!(results.len(), 2);
-        assert!(results[0].is_ok() && results[1].is_err());
-    }
-
-    #[test]
-    fn errors_say_where_in_the_message() {
-        let error = parse("{\"a\": 1}\n  {\"b\": x}").unwrap_err();
-        assert_eq!((error.line, error.column), (2, 9), "{error}");
-        assert_eq!(
-            parse("[1, 2").unwrap_err().to_string().lines().count(),
-            1,
-            "no excerpt of the input"
-        );
-    }
-
-    #[test]
-    fn nesting_is_limited_as_serde_json_limited_it() {
-        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-        assert!(parse(&nested(127)).is_ok());
-        let error = parse(&nested(128)).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "recursion limit exceeded at line 1 column 128"
-        );
-        // Deep enough to overflow a thread's stack if it reached sonic-rs.
-        assert!(parse(&nested(1_000_000)).is_err());
-        let many = "{\"a\": [[1]]}\n".repeat(1000);
-        assert_eq!(parse(&many).unwrap().len(), 1000);
-        // Brackets in strings do not count.
-        let text = format!("{{\"s\": \"{}\"}}", "[".repeat(1000));
-        assert_eq!(parse(&text).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn negative_zero_stays_negative() {
-        let [value] =
-            &parse(r#"{"a": -0, "b": -0.000e-2, "c": 1, "d": -0.25, "e": -7}"#).unwrap()[..]
-        else {
-            panic!("one value")
-        };
-        let object = value.as_object().unwrap();
-        let number = |key: &str| match kind(get(object, key).unwrap()) {
-            Kind::Number(n) => n,
-            _ => panic!("{key} is not a number"),
-        };
-        assert!(matches!(number("a"), Num::F64(f) if f == 0.0 && f.is_sign_negative()));
-        assert!(matches!(number("b"), Num::F64(f) if f == 0.0 && f.is_sign_negative()));
-        assert_eq!(number("c"), Num::U64(1));
-        assert_eq!(number("d"), Num::F64(-0.25));
-        assert_eq!(number("e"), Num::I64(-7));
-        assert!(!may_hold_negative_zero(
-            b"\"2024-01-05T00:00:00-08:00\" -0.5 -0.05 -01"
-        ));
-        for text in ["-0", "[-0]", "-0.0", "-0e1", "-0.0E+3", "{\"a\":-0}"] {
-            assert!(may_hold_negative_zero(text.as_bytes()), "{text}");
-        }
-    }
-
-    fn any_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
-        use proptest::prelude::*;
-        use serde_json::Value as J;
-        let leaf = prop_oneof![
-            Just(J::Null),
-            any::<bool>().prop_map(J::Bool),
-            any::<u64>().prop_map(J::from),
-            any::<i64>().prop_map(J::from),
-            any::<f64>()
-                .prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(J::Number)),
-            prop::sample::select(vec![0.0, -0.0, 0.1, 1e20, -2.5e-8]).prop_map(J::from),
-            ".*".prop_map(J::String),
-        ];
-        leaf.prop_recursive(4, 64, 8, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..8).prop_map(J::Array),
-                prop::collection::btree_map("[a-c.]{0,3}|.*", inner, 0..8)
-                    .prop_map(|m| J::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_document_reads_back_as_serde_json_wrote_it(
-            rows in proptest::collection::vec(any_json(), 1..4),
-            pretty: bool,
-        ) {
-            let documents: Vec<String> = rows
-                .iter()
-                .map(|row| if pretty {
-                    serde_json::to_string_pretty(row).unwrap()
-                } else {
-                    serde_json::to_string(row).unwrap()
-                })
-                .collect();
-            let message = documents.join("\n");
-            let read = parse(&message).unwrap();
-            let expected: Vec<String> = rows.iter().map(serde_json::Value::to_string).collect();
-            proptest::prop_assert_eq!(texts(&read), expected);
-        }
-    }
-
-    #[test]
-    fn the_scan_counts_every_position() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for len in (0..100).chain([8_159, 8_160, 8_161, 8_162, 20_000]) {
-            for _ in 0..20 {
-                let text: Vec<u8> = (0..len)
-                    .map(|_| {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        *b"-0{[a1}\n".get(seed as usize % 10).unwrap_or(&b'-')
-                    })
-                    .collect();
-                let scan = Scan::of(&text);
-                let brackets = text.iter().filter(|&&b| b == b'{' || b == b'[').count();
-                let minus_zero = text.windows(2).any(|w| w == b"-0");
-                let next_object = text.windows(2).any(|w| w == b"}{" || w == b"\n{");
-                assert_eq!(scan.opening_brackets, brackets, "{len}");
-                assert_eq!(scan.minus_zero, minus_zero, "{len}");
-                assert_eq!(scan.next_object, next_object, "{len}");
-            }
-        }
-    }
-
-    #[test]
-    fn numbers_from_text_follow_serde_json() {
-        for text in [
-            "0",
-            "-0",
-            "7",
-            "-7",
-            "18446744073709551615",
-            "18446744073709551616",
-            "-9223372036854775808",
-            "-9223372036854775809",
-            "1.0",
-            "-0.0",
-            "1e2",
-            "123456789012345678901234567890",
-        ] {
-            let serde: serde_json::Number = serde_json::from_str(text).unwrap();
-            let ours = Num::from_text(text);
-            assert_eq!(ours.to_string(), serde.to_string(), "{text}");
-            assert_eq!(ours.as_i64(), serde.as_i64(), "{text}");
-            assert_eq!(ours.as_u64(), serde.as_u64(), "{text}");
-            assert_eq!(ours.is_f64(), serde.is_f64(), "{text}");
-        }
-    }
-
-    #[test]
-    fn floats_print_as_serde_json_printed_them() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..200_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let f = f64::from_bits(seed);
-            if let Some(serde) = serde_json::Number::from_f64(f) {
-                assert_eq!(Num::F64(f).to_string(), serde.to_string());
-            }
-        }
-    }
-}
+mod tests;

@@ -1,10 +1,22 @@
 //! Turning source records into ClickHouse rows.
 
-pub mod convert;
 pub mod infer;
-mod json;
+pub mod json;
 pub mod row;
 
-pub use convert::{convert, zero_value, ConvertError};
 pub use infer::{fit_to_server, infer_columns, Inference, InferredColumn};
+pub use json::{convert, zero_value, ConvertError, JsonDecoder};
 pub use row::{ColumnSource, ErrorCode, RecordError, RecordMeta, RowPlan, VirtualColumn};
+
+/// A message format: one message's bytes to rows of the destination's
+/// columns, appended to `out` as RowBinary (RowBinaryWithDefaults when the
+/// plan says so). Returns how many rows; on error nothing is appended, so a
+/// message lands whole or goes to the error table whole.
+pub trait Decoder: Send + Sync {
+    fn decode(
+        &self,
+        payload: &[u8],
+        meta: &RecordMeta<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, RecordError>;
+}

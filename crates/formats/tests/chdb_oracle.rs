@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use sluice_clickhouse::{encode, ChType};
-use sluice_formats::{convert, RecordMeta, RowPlan};
+use sluice_formats::{convert, Decoder, JsonDecoder, RecordMeta, RowPlan};
 
 fn case(ty: &str, input: serde_json::Value, expected: &str) -> serde_json::Value {
     let ty_parsed = ChType::parse(ty).unwrap();
@@ -152,12 +152,13 @@ fn modern_types_decode_in_clickhouse_as_sent() {
     )
     .with_defaults(&["b".to_owned(), "c".to_owned()]);
     let mut rows = Vec::new();
-    plan.encode_message(
-        br#"{"a": 7, "c": "given"} {"a": 8}"#,
-        &RecordMeta::default(),
-        &mut rows,
-    )
-    .unwrap();
+    JsonDecoder::new(plan)
+        .decode(
+            br#"{"a": 7, "c": "given"} {"a": 8}"#,
+            &RecordMeta::default(),
+            &mut rows,
+        )
+        .unwrap();
     cases.push(json!({
         "type": "RowBinaryWithDefaults",
         "input": "{a:7, c:given} {a:8}",

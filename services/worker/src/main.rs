@@ -9,8 +9,8 @@ mod bisect;
 mod blocks;
 mod cpu;
 mod destination;
-mod insert;
 mod replica;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +27,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::batch::Counters;
 use crate::cpu::CpuMeasured;
 use crate::replica::{FailureLimits, Replica, Report, SharedReport};
+use crate::telemetry::Counters;
 
 const TICK: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(15);

@@ -2,7 +2,7 @@
 //! destination, prepares the ClickHouse side, opens the source at its
 //! committed positions, and runs the one loop every source shares: poll
 //! records into the batch, and when the batch is due, check the replica
-//! lease (fencing), insert (`crate::insert`: retries, refused rows to the
+//! lease (fencing), insert (`crate::batch::Insert`: retries, refused rows to the
 //! error table), check the lease again, and commit. Failures that survive
 //! the loop's own retries restart it with backoff and jitter; past the
 //! documented limits the replica turns Failed.
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_clickhouse::Endpoint;
+use sluice_formats::JsonDecoder;
 use sluice_kafka::KafkaSource;
 use sluice_kinesis::KinesisSource;
 use sluice_model::PipeSpec;
@@ -21,10 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use std::collections::BTreeSet;
 
-use crate::batch::{Batch, Counters, KeyBatch, Metrics};
+use crate::batch::{Batch, Insert, KeyBatch};
 use crate::blocks::Plan;
 use crate::destination::{prepare, PrepareError, Prepared};
-use crate::insert::Insert;
+use crate::telemetry::{Counters, Metrics};
 
 #[derive(Debug)]
 pub enum RunError {
@@ -237,7 +238,7 @@ impl Replica {
         let size = spec.scaling.replica_size;
         Batch::new(
             pipe.id,
-            prepared.plan.clone(),
+            Box::new(JsonDecoder::new(prepared.plan.clone())),
             sluice_model::batching::BatchLimits::for_pipe(&spec.settings, size),
             max_message_bytes,
             format!("{size:?}"),

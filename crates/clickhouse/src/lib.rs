@@ -1,11 +1,9 @@
-//! Everything Sluice knows about ClickHouse: its types, RowBinary encoding
-//! (pure), table DDL (pure), and the thin client that talks to a server.
+//! Everything Sluice knows about ClickHouse: the pure part (types,
+//! RowBinary, key expressions, DDL) from `sluice-clickhouse-types`, and the
+//! thin client that talks to a server.
 
-pub mod ddl;
-pub mod rowbinary;
 pub mod sink;
-pub mod types;
 
-pub use rowbinary::{encode, EncodeError, Value, Wide};
 pub use sink::{Endpoint, Failure, Sink, SinkError, TableColumn};
-pub use types::{ChType, TypeParseError};
+pub use sluice_clickhouse_types::{ddl, expr, rowbinary, types};
+pub use sluice_clickhouse_types::{encode, ChType, EncodeError, TypeParseError, Value, Wide};

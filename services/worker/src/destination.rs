@@ -2,6 +2,7 @@
 //! existing one's schema, the error table, and the row plan.
 
 use sluice_clickhouse::ddl::{self, ManagedTable};
+use sluice_clickhouse::expr;
 use sluice_clickhouse::{ChType, Endpoint, Sink, SinkError};
 use sluice_formats::RowPlan;
 use sluice_model::{PipeSpec, TableEngine};
@@ -86,14 +87,28 @@ pub async fn prepare(
             TableEngine::SummingMergeTree => "SummingMergeTree",
             TableEngine::Null => "Null",
         };
+        // The API refuses these already; parsed again because only the
+        // tree, never the stored text, is rendered into the statement.
+        let names: Vec<&str> = declared.iter().map(|(name, _)| name.as_str()).collect();
+        let key = |field: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    expr::parse(text, &names).map_err(|e| {
+                        PrepareError::Permanent(format!("tableDefinition.{field} `{text}`: {e}"))
+                    })
+                })
+                .transpose()
+        };
+        let partition_by = key("partitionBy", &definition.partition_by)?;
+        let primary_key = key("primaryKey", &definition.primary_key)?;
         sink.execute(&ddl::create_table(&ManagedTable {
             database: &database,
             table: &table,
             columns: &declared,
             engine,
             sorting_key: &definition.sorting_key,
-            partition_by: definition.partition_by.as_deref(),
-            primary_key: definition.primary_key.as_deref(),
+            partition_by: partition_by.as_ref(),
+            primary_key: primary_key.as_ref(),
             deduplication_window: spec.exactly_once.then_some(DEDUPLICATION_WINDOW),
         }))
         .await?;

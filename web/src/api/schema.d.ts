@@ -1358,9 +1358,18 @@ export interface components {
         };
         TableDefinition: {
             engine?: components["schemas"]["TableEngine"];
-            /** @description PARTITION BY expression, e.g. `toYYYYMM(created_at)`. */
+            /**
+             * @description PARTITION BY expression, e.g. `toYYYYMM(created_at)`: the declared
+             *     columns (bare, or in backquotes), whole numbers, single-quoted
+             *     strings, `+ - * / %`, comparisons, parenthesised tuples and calls to
+             *     the functions listed in docs/tables.md; no other syntax (clauses,
+             *     comments, other functions) is accepted. At most 1024 bytes.
+             */
             partitionBy?: string | null;
-            /** @description PRIMARY KEY expression when it differs from the sorting key. */
+            /**
+             * @description PRIMARY KEY expression when it differs from the sorting key; the
+             *     same grammar as `partitionBy`.
+             */
             primaryKey?: string | null;
             /** @description Column names of the ORDER BY key. */
             sortingKey?: string[];

@@ -1,6 +1,8 @@
-//! SQL text for the tables Sluice manages. Identifiers are validated by the
-//! model crate and backquoted here, so user input never becomes syntax.
+//! SQL text for the tables Sluice manages, all of it printed from parsed
+//! values: identifiers backquoted, types from `ChType`, key expressions from
+//! their tree (`crate::expr`), so user input never becomes syntax.
 
+use crate::expr::Expr;
 use crate::types::ChType;
 
 pub fn quote_ident(name: &str) -> String {
@@ -24,8 +26,8 @@ pub struct ManagedTable<'a> {
     pub columns: &'a [(String, ChType)],
     pub engine: &'a str,
     pub sorting_key: &'a [String],
-    pub partition_by: Option<&'a str>,
-    pub primary_key: Option<&'a str>,
+    pub partition_by: Option<&'a Expr>,
+    pub primary_key: Option<&'a Expr>,
     /// Keep the tokens of this many recent inserts, so a block sent again
     /// is dropped (`non_replicated_deduplication_window`; Replicated and
     /// Shared engines deduplicate by default).
@@ -135,13 +137,13 @@ mod tests {
             columns: &columns,
             engine: "ReplacingMergeTree",
             sorting_key: &["id".to_owned()],
-            partition_by: Some("id % 4"),
+            partition_by: Some(&crate::expr::parse("id % 4", &["id", "a.b"]).unwrap()),
             primary_key: None,
             deduplication_window: None,
         });
         assert_eq!(
             sql,
-            "CREATE TABLE IF NOT EXISTS `db`.`t` (\n    `id` UInt64,\n    `a.b` Nullable(String)\n) ENGINE = ReplacingMergeTree() PARTITION BY id % 4 ORDER BY (`id`)"
+            "CREATE TABLE IF NOT EXISTS `db`.`t` (\n    `id` UInt64,\n    `a.b` Nullable(String)\n) ENGINE = ReplacingMergeTree() PARTITION BY (`id` % 4) ORDER BY (`id`)"
         );
         assert_eq!(quote_ident("we`ird"), "`we\\`ird`");
         assert_eq!(

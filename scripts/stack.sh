@@ -209,13 +209,16 @@ XML
 ch_ready() { [ "$(curl -fsS "http://127.0.0.1:$ch_http_port/ping" 2>/dev/null)" = "Ok." ]; }
 
 # --- Kafka: the tansu broker ---------------------------------------------------
-tansu_bin=$cache_dir/tansu-$tansu_version/bin/tansu
+# Built with SQLite storage as well as memory: tests start brokers of their
+# own on durable storage (users that survive a restart, a topic that grows).
+tansu_root=$cache_dir/tansu-$tansu_version-libsql
+tansu_bin=$tansu_root/bin/tansu
 
 kafka_up() {
   if [ ! -x "$tansu_bin" ]; then
     say "building tansu $tansu_version (one time, ~8 minutes on 2 cores; cached in $cache_dir)"
-    cargo install tansu --version "$tansu_version" --locked --features dynostore \
-      --root "$cache_dir/tansu-$tansu_version" >>"$logs/tansu-build.log" 2>&1 \
+    cargo install tansu --version "$tansu_version" --locked --features dynostore,libsql \
+      --root "$tansu_root" >>"$logs/tansu-build.log" 2>&1 \
       || die "building tansu failed; see $logs/tansu-build.log"
   fi
   launch kafka "$kafka_port" "$tansu_bin" broker \

@@ -56,6 +56,7 @@ export SLUICE_TEST_KINESIS_ENDPOINT=http://127.0.0.1:$SLUICE_KINESIS_PORT
 export SLUICE_TEST_CHDB_URL=http://127.0.0.1:$SLUICE_CHDB_HTTP_PORT
 export SLUICE_TEST_CHDB_PASSWORD=$SLUICE_CHDB_PASSWORD
 export SLUICE_TEST_LOG_DIR=$SLUICE_STACK_DIR/logs
+export SLUICE_TEST_TANSU=$("$here/scripts/stack.sh" tansu-path)
 
 step "cargo test"
 # The end-to-end tests run the service binaries as processes.

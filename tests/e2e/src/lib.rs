@@ -515,8 +515,12 @@ impl ClickHouse {
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
+    create_topic_on(&kafka_brokers(), topic, partitions).await;
+}
+
+pub async fn create_topic_on(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .create()
         .expect("admin client");
     let results = admin
@@ -538,8 +542,12 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 /// broker out of the tests' way; Sluice logs such jumps (see the worker's
 /// replica pipeline).
 pub fn producer() -> BaseProducer {
+    producer_for(&kafka_brokers())
+}
+
+pub fn producer_for(brokers: &str) -> BaseProducer {
     ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+        .set("bootstrap.servers", brokers)
         .set("linger.ms", "0")
         .set("batch.num.messages", "1")
         .set("message.max.bytes", "40000000")
@@ -550,8 +558,22 @@ pub fn producer() -> BaseProducer {
 
 /// Sends and waits for every acknowledgement.
 pub fn produce(producer: &BaseProducer, topic: &str, messages: &[(Option<Vec<u8>>, Vec<u8>)]) {
+    produce_to(producer, topic, None, messages);
+}
+
+/// Sends to one partition (or, with `None`, where the key hashes) and waits
+/// for every acknowledgement.
+pub fn produce_to(
+    producer: &BaseProducer,
+    topic: &str,
+    partition: Option<i32>,
+    messages: &[(Option<Vec<u8>>, Vec<u8>)],
+) {
     for (key, payload) in messages {
         let mut record = BaseRecord::to(topic).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -731,5 +753,119 @@ impl FaultProxy {
     pub fn set(&self, fault: Fault) {
         self.fault
             .store(fault as u8, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A tansu broker of the test's own, on durable storage (an SQLite file in
+/// a fresh directory), for what the shared broker cannot be used for:
+/// changing a topic under a running pipe. Stopped when dropped.
+pub struct OwnBroker {
+    child: Child,
+    pub brokers: String,
+    storage: PathBuf,
+}
+
+impl OwnBroker {
+    pub async fn start() -> Self {
+        let tansu = std::env::var("SLUICE_TEST_TANSU").expect(
+            "SLUICE_TEST_TANSU (the tansu binary) is not set: run the tests with `make test`",
+        );
+        let dir =
+            std::env::temp_dir().join(format!("sluice-broker-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("broker directory");
+        let storage = dir.join("tansu.db");
+        let port = free_port();
+        let brokers = format!("127.0.0.1:{port}");
+        let log_dir = std::env::var("SLUICE_TEST_LOG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| std::env::temp_dir());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("e2e-tansu-{port}.log")))
+            .expect("log file");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{brokers}"),
+                "--advertised-listener-url",
+                &format!("tcp://{brokers}"),
+                // tansu reads the URL's path as relative to its working
+                // directory.
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        let broker = OwnBroker {
+            child,
+            brokers,
+            storage,
+        };
+        eventually("the broker to listen", Duration::from_secs(30), || async {
+            tokio::net::TcpStream::connect(&broker.brokers)
+                .await
+                .is_ok()
+        })
+        .await;
+        broker
+    }
+
+    /// Adds a partition to a topic. tansu 0.6 answers the Kafka API's
+    /// CreatePartitions with UnsupportedFeature, so this writes what that
+    /// request would: the topic's partition count and the new partition's
+    /// row and watermark in the broker's storage. Every client then learns
+    /// of it the way it would from any broker: the next metadata response.
+    pub async fn add_partition(&self, topic: &str) -> i32 {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{Connection, Row};
+        let mut db = sqlx::SqliteConnection::connect_with(
+            &SqliteConnectOptions::new()
+                .filename(&self.storage)
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("the broker's storage");
+        let mut tx = db.begin().await.expect("a transaction");
+        let row = sqlx::query("SELECT id, partitions FROM topic WHERE name = ?")
+            .bind(topic)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the topic in the broker's storage");
+        let (id, partition): (i64, i32) = (row.get(0), row.get(1));
+        sqlx::query("UPDATE topic SET partitions = partitions + 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .expect("partition count");
+        sqlx::query("INSERT INTO topition (topic, partition) VALUES (?, ?)")
+            .bind(id)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await
+            .expect("partition");
+        sqlx::query("INSERT INTO watermark (topition) SELECT id FROM topition WHERE topic = ? AND partition = ?")
+            .bind(id)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await
+            .expect("watermark");
+        tx.commit().await.expect("commit");
+        partition
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = self.storage.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

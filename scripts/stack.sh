@@ -24,6 +24,7 @@ cache_dir=${SLUICE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}
 pg_port=${SLUICE_PG_PORT:-54320}
 ch_http_port=${SLUICE_CH_HTTP_PORT:-18123}
 ch_tcp_port=${SLUICE_CH_TCP_PORT:-19000}
+ch_https_port=${SLUICE_CH_HTTPS_PORT:-18443}
 kafka_port=${SLUICE_KAFKA_PORT:-19092}
 kinesis_port=${SLUICE_KINESIS_PORT:-14568}
 kinesis_tls_port=${SLUICE_KINESIS_TLS_PORT:-14567}
@@ -137,8 +138,31 @@ postgres_down() {
   as_postgres "$(pg_bin pg_ctl)" -D "$data" -m fast -w stop >/dev/null 2>&1 && say "postgres stopped" || true
 }
 
+# --- A certificate authority of the stack's own -------------------------------
+# Servers that speak TLS (ClickHouse's HTTPS port) get a certificate for
+# 127.0.0.1 signed by it; clients trust it only when given tls/ca.crt.
+tls_dir=$stack_dir/tls
+
+make_test_ca() {
+  [ -f "$tls_dir/server.crt" ] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing: apt-get install openssl"
+  mkdir -p "$tls_dir"
+  (
+    cd "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -keyout ca.key -out ca.crt -subj "/CN=Sluice test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -sha256 -days 3650 \
+      -extfile server.ext -out server.crt
+    chmod 600 ca.key server.key
+  ) >>"$logs/tls.log" 2>&1 || die "making the test CA failed; see $logs/tls.log"
+}
+
 # --- ClickHouse (Debian's clickhouse-server) ---------------------------------
 clickhouse_up() {
+  make_test_ca
   if ! command -v clickhouse-server >/dev/null 2>&1; then
     [ "$(id -u)" = 0 ] || die "clickhouse-server is missing: apt-get install clickhouse-server clickhouse-client"
     say "installing clickhouse-server from Debian (one time)"
@@ -159,7 +183,19 @@ clickhouse_up() {
         <count>2</count>
     </logger>
     <http_port>$ch_http_port</http_port>
+    <https_port>$ch_https_port</https_port>
     <tcp_port>$ch_tcp_port</tcp_port>
+    <openSSL>
+        <server>
+            <certificateFile>$tls_dir/server.crt</certificateFile>
+            <privateKeyFile>$tls_dir/server.key</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
     <listen_host>127.0.0.1</listen_host>
     <max_connections>1024</max_connections>
     <keep_alive_timeout>3</keep_alive_timeout>

@@ -55,5 +55,29 @@ test("a field error from Create takes the wizard back to the field", { timeout: 
   // Fixing the field clears its error.
   await page.getByTestId("partition-by").fill("toYYYYMM(created_at)");
   assert.equal(await error.count(), 0);
+
+  // Types: the list offers only what this server (18.16) has, a misspelled
+  // type is refused by the parser, and a type the server lacks by the
+  // server's own list, each under its field.
+  const offered = await page.locator('[data-testid="offered-types"] option').evaluateAll((options) => options.map((o) => o.value));
+  assert.ok(offered.includes("DateTime") && !offered.includes("DateTime64(3)") && !offered.includes("Bool"), `offered: ${offered}`);
+  await page.getByTestId("partition-by").fill("");
+  const typeError = async (text, pattern) => {
+    await page.getByTestId("column-type-0").fill(text);
+    await next(page, 5);
+    await next(page, 6);
+    await next(page, 7);
+    await page.getByTestId("wizard-create").click();
+    await page.getByTestId("wizard-step-4").waitFor();
+    const shown = page.getByTestId("error-column-0-type");
+    await shown.waitFor();
+    assert.match(await shown.textContent(), pattern);
+    assert.equal(await page.getByTestId("column-type-0").getAttribute("aria-invalid"), "true");
+  };
+  await typeError("Strng", /`Strng` is not a ClickHouse type/);
+  await typeError("DateTime64(3)", /needs DateTime64, which the destination's ClickHouse 18\.16/);
+  await screenshot(page, "wizard-type-error");
+  const after = await adminApi("GET", "/v1/pipes?limit=200");
+  assert.ok(!after.body.data.some((p) => p.name === name), "still no pipe");
   assertNoPageErrors(problems);
 });

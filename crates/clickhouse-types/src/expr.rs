@@ -524,8 +524,9 @@ impl Parser<'_> {
                         allowed_functions()
                     )));
                 };
+                let open = self.tokens[self.next].position;
                 self.next += 1;
-                let arguments = self.list(depth + 1)?;
+                let arguments = self.list(depth + 1, open)?;
                 if arguments.len() < fewest || arguments.len() > most {
                     let wanted = if fewest == most {
                         format!("{fewest}")
@@ -544,7 +545,7 @@ impl Parser<'_> {
             }
             TokenKind::Word(word) => self.column(&token, word),
             TokenKind::Symbol("(") => {
-                let mut items = self.list(depth + 1)?;
+                let mut items = self.list(depth + 1, token.position)?;
                 match items.len() {
                     0 => Err(token.error("empty parentheses (write `tuple()`)".into())),
                     1 => Ok(items.remove(0)),
@@ -555,20 +556,31 @@ impl Parser<'_> {
         }
     }
 
-    /// The items of a parenthesised list, after its `(`, through its `)`.
-    fn list(&mut self, depth: usize) -> Result<Vec<Expr>, ExprError> {
+    /// The items of a parenthesised list, after its `(` (at `open`),
+    /// through its `)`.
+    fn list(&mut self, depth: usize, open: usize) -> Result<Vec<Expr>, ExprError> {
+        let unclosed = |e: ExprError, end: usize| {
+            if e.position == end {
+                ExprError {
+                    position: open,
+                    message: format!("the parenthesis at character {open} is not closed"),
+                }
+            } else {
+                e
+            }
+        };
         let mut items = Vec::new();
         if self.is_symbol(")") {
             self.next += 1;
             return Ok(items);
         }
         loop {
-            items.push(self.expression(depth)?);
+            items.push(self.expression(depth).map_err(|e| unclosed(e, self.end))?);
             if self.is_symbol(",") {
                 self.next += 1;
                 continue;
             }
-            self.expect(")")?;
+            self.expect(")").map_err(|e| unclosed(e, self.end))?;
             return Ok(items);
         }
     }

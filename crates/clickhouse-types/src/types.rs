@@ -49,6 +49,79 @@ pub struct TypeParseError {
 }
 
 impl ChType {
+    /// The type families this type is built from, outermost first, as
+    /// `system.data_type_families` names them: what a server must have to
+    /// hold the type.
+    pub fn families(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        self.collect_families(&mut out);
+        out
+    }
+
+    fn collect_families(&self, out: &mut Vec<&'static str>) {
+        let name = match self {
+            ChType::UInt8 => "UInt8",
+            ChType::UInt16 => "UInt16",
+            ChType::UInt32 => "UInt32",
+            ChType::UInt64 => "UInt64",
+            ChType::UInt128 => "UInt128",
+            ChType::UInt256 => "UInt256",
+            ChType::Int8 => "Int8",
+            ChType::Int16 => "Int16",
+            ChType::Int32 => "Int32",
+            ChType::Int64 => "Int64",
+            ChType::Int128 => "Int128",
+            ChType::Int256 => "Int256",
+            ChType::Float32 => "Float32",
+            ChType::Float64 => "Float64",
+            ChType::Decimal { .. } => "Decimal",
+            ChType::Bool => "Bool",
+            ChType::String => "String",
+            ChType::FixedString(_) => "FixedString",
+            ChType::Date => "Date",
+            ChType::Date32 => "Date32",
+            ChType::DateTime(_) => "DateTime",
+            ChType::DateTime64(..) => "DateTime64",
+            ChType::Uuid => "UUID",
+            ChType::Ipv4 => "IPv4",
+            ChType::Ipv6 => "IPv6",
+            ChType::Enum8(_) => "Enum8",
+            ChType::Enum16(_) => "Enum16",
+            ChType::LowCardinality(_) => "LowCardinality",
+            ChType::Nullable(_) => "Nullable",
+            ChType::Array(_) => "Array",
+            ChType::Tuple(_) => "Tuple",
+            ChType::Map(..) => "Map",
+            ChType::Json => "JSON",
+            ChType::Variant(_) => "Variant",
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+        match self {
+            ChType::LowCardinality(t) | ChType::Nullable(t) | ChType::Array(t) => {
+                t.collect_families(out)
+            }
+            ChType::Map(k, v) => {
+                k.collect_families(out);
+                v.collect_families(out);
+            }
+            ChType::Tuple(items) => items.iter().for_each(|(_, t)| t.collect_families(out)),
+            ChType::Variant(items) => items.iter().for_each(|t| t.collect_families(out)),
+            _ => {}
+        }
+    }
+
+    /// The first family of this type a server lacks, given the rows of its
+    /// `system.data_type_families` as (name, case_insensitive).
+    pub fn first_missing_family(&self, server: &[(String, bool)]) -> Option<&'static str> {
+        self.families().into_iter().find(|family| {
+            !server.iter().any(|(name, case_insensitive)| {
+                name == family || (*case_insensitive && name.eq_ignore_ascii_case(family))
+            })
+        })
+    }
+
     pub fn parse(input: &str) -> Result<ChType, TypeParseError> {
         let mut parser = Parser {
             text: input,
@@ -506,6 +579,29 @@ fn decimal(precision: u8, scale: u8) -> Result<ChType, String> {
         return Err("Decimal needs 1 <= precision <= 76 and scale <= precision".into());
     }
     Ok(ChType::Decimal { precision, scale })
+}
+
+#[cfg(test)]
+mod families {
+    use super::*;
+
+    #[test]
+    fn nested_types_name_every_family_once() {
+        let ty = ChType::parse("Map(String, Array(Nullable(DateTime64(3))))").unwrap();
+        assert_eq!(
+            ty.families(),
+            ["Map", "String", "Array", "Nullable", "DateTime64"]
+        );
+        let old_server: Vec<(String, bool)> = ["Map", "String", "Array", "Nullable", "DateTime"]
+            .iter()
+            .map(|n| (n.to_string(), false))
+            .collect();
+        assert_eq!(ty.first_missing_family(&old_server), Some("DateTime64"));
+        let server = vec![("uuid".to_owned(), true)];
+        assert_eq!(ChType::Uuid.first_missing_family(&server), None);
+        let server = vec![("uuid".to_owned(), false)];
+        assert_eq!(ChType::Uuid.first_missing_family(&server), Some("UUID"));
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,73 @@ pub struct Endpoint {
     pub user: String,
     pub password: String,
     pub database: String,
+    /// PEM certificates trusted for the server besides the public roots
+    /// (a private CA).
+    pub ca_certificate: Option<String>,
+}
+
+impl Endpoint {
+    /// The one way a destination becomes a client's endpoint, for the API
+    /// (checks, browsing, pipe checks) and the workers alike. `spec` must
+    /// hold its password (`SecretBag::fill`).
+    pub fn of_destination(spec: &sluice_model::DestinationSpec) -> Endpoint {
+        Endpoint {
+            url: spec.url.clone(),
+            user: spec.username.clone(),
+            password: spec
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+            database: spec.database.clone(),
+            ca_certificate: spec.ca_certificate.clone(),
+        }
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+
+/// The HTTP(S) connector under the ClickHouse client: the public web roots,
+/// plus the endpoint's own CA when it has one (rustls, ring).
+fn connector(ca_certificate: Option<&str>) -> Result<Connector, SinkError> {
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_certificate {
+        let mut added = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let certificate = certificate.map_err(|e| {
+                SinkError::Protocol(format!("the CA certificate cannot be read: {e}"))
+            })?;
+            roots.add(certificate).map_err(|e| {
+                SinkError::Protocol(format!("the CA certificate cannot be used: {e}"))
+            })?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(SinkError::Protocol(
+                "the CA certificate holds no PEM certificate".into(),
+            ));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| SinkError::Protocol(format!("TLS set-up failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    http.enforce_http(false);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -169,12 +236,18 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn new(endpoint: &Endpoint) -> Self {
+    pub fn new(endpoint: &Endpoint) -> Result<Self, SinkError> {
         Self::with_timeout(endpoint, DEFAULT_TIMEOUT)
     }
 
-    pub fn with_timeout(endpoint: &Endpoint, timeout: Duration) -> Self {
-        let client = Client::default()
+    /// Fails only on a CA certificate that cannot be used.
+    pub fn with_timeout(endpoint: &Endpoint, timeout: Duration) -> Result<Self, SinkError> {
+        // ClickHouse closes idle connections after 3 s.
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build(connector(endpoint.ca_certificate.as_deref())?);
+        let client = Client::with_http_client(http)
             .with_url(&endpoint.url)
             .with_user(&endpoint.user)
             .with_password(&endpoint.password)
@@ -182,7 +255,7 @@ impl Sink {
             .with_validation(false)
             .with_compression(clickhouse::Compression::Lz4)
             .with_setting("wait_end_of_query", "1");
-        Sink { client, timeout }
+        Ok(Sink { client, timeout })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -235,6 +308,34 @@ impl Sink {
         );
         let bytes = self.fetch_text(&sql, "TabSeparated").await?;
         Ok(String::from_utf8_lossy(&bytes).trim() == "1")
+    }
+
+    /// Whether the user may insert into the table: an insert of no rows,
+    /// which the server checks like any other and which writes nothing.
+    /// (Sent as a query: an insert with no data is never sent at all.)
+    pub async fn can_insert(&self, database: &str, table: &str) -> Result<(), SinkError> {
+        self.execute(&format!(
+            "INSERT INTO {} FORMAT RowBinary",
+            crate::ddl::qualified(database, table)
+        ))
+        .await
+    }
+
+    /// The server's `system.data_type_families`: (name, case_insensitive).
+    pub async fn type_families(&self) -> Result<Vec<(String, bool)>, SinkError> {
+        let bytes = self
+            .fetch_text(
+                "SELECT name, case_insensitive FROM system.data_type_families",
+                "TabSeparated",
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| {
+                let (name, case_insensitive) = line.split_once('\t')?;
+                Some((name.to_owned(), case_insensitive == "1"))
+            })
+            .collect())
     }
 
     pub async fn version(&self) -> Result<String, SinkError> {

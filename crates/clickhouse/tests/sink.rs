@@ -10,16 +10,18 @@ fn endpoint(database: &str) -> Endpoint {
         user: "default".into(),
         password: String::new(),
         database: database.into(),
+        ca_certificate: None,
     }
 }
 
 async fn fresh_database() -> (Sink, String) {
     let database = format!("sink_{}", uuid::Uuid::new_v4().simple());
     Sink::new(&endpoint("default"))
+        .unwrap()
         .execute(&format!("CREATE DATABASE {database}"))
         .await
         .unwrap();
-    (Sink::new(&endpoint(&database)), database)
+    (Sink::new(&endpoint(&database)).unwrap(), database)
 }
 
 #[tokio::test]

@@ -35,6 +35,23 @@ pub struct Tracking {
     assigned: Mutex<std::collections::HashMap<PartitionKey, u64>>,
     next_epoch: std::sync::atomic::AtomicU64,
     stats: Mutex<ConsumerStats>,
+    /// The brokers refused the credentials or could not be trusted
+    /// (librdkafka reports these through the error callback, not through
+    /// the messages), with librdkafka's reason.
+    refusal: Mutex<Option<String>>,
+}
+
+/// Errors no retry fixes: the credentials were refused, or the brokers'
+/// certificate is not trusted.
+pub fn refused_for_good(error: &KafkaError, reason: &str) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            rdkafka::types::RDKafkaErrorCode::Authentication
+                | rdkafka::types::RDKafkaErrorCode::SaslAuthenticationFailed
+        )
+    ) || reason.contains("certificate verify failed")
+        || error.to_string().contains("certificate verify failed")
 }
 
 /// The latest of librdkafka's periodic statistics that Sluice reports.
@@ -60,6 +77,13 @@ fn keys(list: &TopicPartitionList) -> impl Iterator<Item = PartitionKey> + '_ {
 }
 
 impl ClientContext for Tracking {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if refused_for_good(&error, reason) {
+            *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_owned());
+        }
+        tracing::warn!(%error, reason, "Kafka client error");
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         let assigned = self
             .assigned
@@ -215,6 +239,16 @@ impl GroupMember {
 
     pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
         self.consumer.recv().await
+    }
+
+    /// Why the brokers refused this member for good, if they did.
+    pub fn refusal(&self) -> Option<String> {
+        self.consumer
+            .context()
+            .refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The latest statistics (librdkafka emits them every few seconds).

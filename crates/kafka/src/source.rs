@@ -19,7 +19,7 @@ use sluice_source::{
 };
 use uuid::Uuid;
 
-use crate::consumer::{GroupMember, PartitionKey};
+use crate::consumer::{refused_for_good, GroupMember, PartitionKey};
 
 impl fmt::Display for PartitionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -192,11 +192,37 @@ impl Source for KafkaSource {
     ) -> Result<Polled, SourceError> {
         let received = tokio::select! {
             message = self.member.recv() => message,
-            _ = tokio::time::sleep_until(until.into()) => return Ok(Polled::Idle),
+            _ = tokio::time::sleep_until(until.into()) => {
+                // No retry fixes refused credentials or an untrusted
+                // certificate: the pipe turns Failed with the reason
+                // instead of waiting out the source failure limit.
+                if let Some(reason) = self.member.refusal() {
+                    return Err(SourceError::Permanent(format!(
+                        "the brokers refused the connection: {reason}"
+                    )));
+                }
+                return Ok(Polled::Idle);
+            }
         };
         let message = match received {
             Ok(message) => message,
-            Err(error) => return Err(SourceError::Transient(self.describe(error))),
+            Err(error) if refused_for_good(&error, "") => {
+                return Err(SourceError::Permanent(format!(
+                    "the brokers refused the connection: {}",
+                    self.describe(error)
+                )))
+            }
+            Err(error) => {
+                // librdkafka reports "all brokers down" when they were
+                // reached but refused the handshake; the error callback
+                // kept the reason.
+                if let Some(reason) = self.member.refusal() {
+                    return Err(SourceError::Permanent(format!(
+                        "the brokers refused the connection: {reason}"
+                    )));
+                }
+                return Err(SourceError::Transient(self.describe(error)));
+            }
         };
         let key = PartitionKey {
             topic: message.topic().to_owned(),

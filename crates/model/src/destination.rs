@@ -55,6 +55,15 @@ impl DestinationSpec {
         vec![("password", &mut self.password)]
     }
 
+    /// Where the password goes and whose it is: changing either needs the
+    /// password again (`crate::secret::secrets_to_resend`).
+    pub fn secret_binding(&self) -> crate::secret::Binding {
+        vec![
+            ("url", Some(self.url.clone())),
+            ("username", Some(self.username.clone())),
+        ]
+    }
+
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut v = Validation::new();
         check_display_name(&mut v, "/name", &self.name);

@@ -6,6 +6,7 @@
 pub mod autoscale;
 pub mod batching;
 pub mod destination;
+pub mod egress;
 pub mod placement;
 pub mod secret;
 pub mod settings;
@@ -15,6 +16,7 @@ pub mod state;
 pub mod validate;
 
 pub use destination::{DestinationPatch, DestinationSpec};
+pub use egress::{EgressDenied, EgressPolicy};
 pub use secret::{Secret, SecretBag};
 pub use settings::PipeSettings;
 pub use size::ReplicaSize;

@@ -110,9 +110,100 @@ impl SecretBag {
     }
 }
 
+/// What a secret is bound to: the fields that say where it is sent and as
+/// whom (`DestinationSpec::secret_binding`, `PipeSpec::secret_binding`).
+pub type Binding = Vec<(&'static str, Option<String>)>;
+
+/// Secrets are only ever sent to the endpoint they were given for. When an
+/// edit changes the binding, every stored secret whose slot the edited spec
+/// still has must be sent again; this names the slots (as JSON Pointers
+/// into the request body) that were not. Call it before `SecretBag::fill`.
+pub fn secrets_to_resend<'a>(
+    before: &Binding,
+    after: &Binding,
+    edited_slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>,
+    stored: &SecretBag,
+) -> Vec<crate::FieldError> {
+    let changed: Vec<&str> = if before.len() == after.len() {
+        before
+            .iter()
+            .zip(after)
+            .filter(|(a, b)| a != b)
+            .map(|((name, _), _)| *name)
+            .collect()
+    } else {
+        after.iter().map(|(name, _)| *name).collect()
+    };
+    if changed.is_empty() {
+        return Vec::new();
+    }
+    edited_slots
+        .into_iter()
+        .filter(|(name, slot)| slot.is_none() && stored.0.contains_key(*name))
+        .map(|(name, _)| crate::FieldError {
+            pointer: format!("/{}", name.replace('.', "/")),
+            detail: format!(
+                "must be sent again: {} changed, and a stored secret is only sent to the endpoint it was given for",
+                changed.join(", ")
+            ),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_binding_needs_the_stored_secrets_again() {
+        let mut stored = SecretBag::default();
+        stored.insert("password", Secret::new("old"));
+        let before: Binding = vec![
+            ("url", Some("https://a".into())),
+            ("username", Some("u".into())),
+        ];
+        let moved: Binding = vec![
+            ("url", Some("https://evil".into())),
+            ("username", Some("u".into())),
+        ];
+
+        let mut not_sent: Option<Secret> = None;
+        let missing = secrets_to_resend(&before, &moved, [("password", &mut not_sent)], &stored);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].pointer, "/password");
+        assert!(
+            missing[0].detail.contains("url changed"),
+            "{}",
+            missing[0].detail
+        );
+
+        let mut sent = Some(Secret::new("new"));
+        assert!(secrets_to_resend(&before, &moved, [("password", &mut sent)], &stored).is_empty());
+        let mut not_sent: Option<Secret> = None;
+        assert!(
+            secrets_to_resend(&before, &before, [("password", &mut not_sent)], &stored).is_empty()
+        );
+        // Nothing stored, nothing to send again.
+        let mut not_sent: Option<Secret> = None;
+        assert!(secrets_to_resend(
+            &before,
+            &moved,
+            [("password", &mut not_sent)],
+            &SecretBag::default()
+        )
+        .is_empty());
+        // Nested slot names become pointers into the body.
+        let mut stored = SecretBag::default();
+        stored.insert("source.kafka.credentials.password", Secret::new("p"));
+        let mut not_sent: Option<Secret> = None;
+        let missing = secrets_to_resend(
+            &vec![("source.kafka.brokers", Some("a:9092".into()))],
+            &vec![("source.kafka.brokers", Some("b:9092".into()))],
+            [("source.kafka.credentials.password", &mut not_sent)],
+            &stored,
+        );
+        assert_eq!(missing[0].pointer, "/source/kafka/credentials/password");
+    }
 
     #[test]
     fn bag_moves_secrets_out_and_back() {

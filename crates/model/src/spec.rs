@@ -71,6 +71,21 @@ pub enum Source {
 }
 
 impl Source {
+    /// The source's fields, validated as a pipe's are (pointers under
+    /// `/source`); the API's source probes use it too.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut v = Validation::new();
+        self.validate_into(&mut v);
+        v.finish()
+    }
+
+    fn validate_into(&self, v: &mut Validation) {
+        match self {
+            Source::Kafka(kafka) => kafka.validate(v, "/source/kafka"),
+            Source::Kinesis(kinesis) => kinesis.validate(v, "/source/kinesis"),
+        }
+    }
+
     /// A Kinesis pipe reading through enhanced fan-out registers a stream
     /// consumer, removed with the pipe.
     pub fn uses_stream_consumer(&self) -> bool {
@@ -261,6 +276,9 @@ pub struct PipeDestination {
     /// The destination columns. Immutable for managed tables.
     #[serde(default)]
     pub columns: Vec<Column>,
+    /// `full` (the default): Sluice creates what it needs; `table_only`:
+    /// Sluice runs no DDL and needs INSERT on the table and its error table
+    /// only.
     #[serde(default)]
     pub permissions: Permissions,
 }
@@ -307,10 +325,14 @@ pub struct Column {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permissions {
-    /// The pipe's ClickHouse user may create and alter its tables.
+    /// Sluice creates the managed table and the error table beside it.
     #[default]
     Full,
-    /// INSERT on the destination table only.
+    /// Sluice runs no DDL: the table and its error table
+    /// (`<table>_sluice_errors`) exist already and the destination's user
+    /// needs only INSERT on them; starting the pipe checks both and, when
+    /// the error table is missing, says how to create it. Not with
+    /// `managedTable`.
     TableOnly,
 }
 
@@ -453,14 +475,38 @@ impl PipeSpec {
         slots
     }
 
+    /// Where the source's secrets go and whose they are: changing any of
+    /// these needs the secrets again (`crate::secret::secrets_to_resend`).
+    pub fn secret_binding(&self) -> crate::secret::Binding {
+        match &self.source {
+            Source::Kafka(kafka) => vec![
+                ("source.kafka.brokers", Some(kafka.brokers.clone())),
+                (
+                    "source.kafka.authentication",
+                    Some(format!("{:?}", kafka.authentication)),
+                ),
+                (
+                    "source.kafka.credentials.username",
+                    kafka.credentials.as_ref().and_then(|c| c.username.clone()),
+                ),
+            ],
+            Source::Kinesis(kinesis) => vec![
+                ("source.kinesis.region", Some(kinesis.region.clone())),
+                ("source.kinesis.endpoint", kinesis.endpoint.clone()),
+                (
+                    "source.kinesis.accessKey.accessKeyId",
+                    kinesis.access_key.as_ref().map(|k| k.access_key_id.clone()),
+                ),
+                ("source.kinesis.iamRole", kinesis.iam_role.clone()),
+            ],
+        }
+    }
+
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
         let mut v = Validation::new();
         check_display_name(&mut v, "/name", &self.name);
         check_description(&mut v, "/description", &self.description);
-        match &self.source {
-            Source::Kafka(kafka) => kafka.validate(&mut v, "/source/kafka"),
-            Source::Kinesis(kinesis) => kinesis.validate(&mut v, "/source/kinesis"),
-        }
+        self.source.validate_into(&mut v);
         self.destination.validate(&mut v, "/destination");
         self.validate_field_mappings(&mut v);
         self.scaling.validate(&mut v, "/scaling");
@@ -881,6 +927,12 @@ impl PipeDestination {
                 "is only used when managedTable is true",
             ),
             _ => {}
+        }
+        if self.managed_table && self.permissions == Permissions::TableOnly {
+            v.error(
+                format!("{p}/permissions"),
+                "table_only means Sluice runs no DDL, so it cannot create a managed table; set managedTable to false and create the table (and its error table) yourself",
+            );
         }
         if self.managed_table && self.columns.is_empty() {
             v.error(

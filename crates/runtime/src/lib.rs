@@ -85,3 +85,55 @@ pub async fn release_source_resources(store: &Store, record: &PipeRecord) {
         }
     }
 }
+
+/// The egress policy's I/O side: names are resolved and every address they
+/// resolve to is checked (`sluice_model::egress` holds the rules). Called
+/// before each connection a request or a pipe makes; a name that does not
+/// resolve is let through, and the connection reports that failure itself.
+pub mod egress {
+    use std::time::Duration;
+
+    use sluice_model::{EgressDenied, EgressPolicy};
+
+    const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+    pub async fn check(policy: &EgressPolicy, host: &str, port: u16) -> Result<(), EgressDenied> {
+        policy.check_host(host)?;
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return Ok(());
+        }
+        let resolved =
+            tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((bare, port))).await;
+        if let Ok(Ok(addresses)) = resolved {
+            for address in addresses {
+                policy.check_resolved(bare, address.ip())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An http(s) URL (a destination, a Kinesis endpoint).
+    pub async fn check_url(policy: &EgressPolicy, raw: &str) -> Result<(), EgressDenied> {
+        let Ok(url) = url::Url::parse(raw) else {
+            return Ok(());
+        };
+        let Some(host) = url.host_str() else {
+            return Ok(());
+        };
+        check(policy, host, url.port_or_known_default().unwrap_or(443)).await
+    }
+
+    /// A Kafka bootstrap list: `host:port` entries, comma-separated.
+    pub async fn check_brokers(policy: &EgressPolicy, brokers: &str) -> Result<(), EgressDenied> {
+        for entry in brokers.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let entry = entry.split_once("://").map_or(entry, |(_, rest)| rest);
+            let (host, port) = match entry.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().unwrap_or(9092)),
+                None => (entry, 9092),
+            };
+            check(policy, host, port).await?;
+        }
+        Ok(())
+    }
+}

@@ -244,6 +244,19 @@ impl Store {
             .collect())
     }
 
+    /// Forgets the replicas of a pipe that failed, so starting it again
+    /// places fresh ones: a failed lease still within its term would
+    /// otherwise make the restarted pipe look Failed at once. Their
+    /// workers see the lease gone and stop them.
+    pub async fn release_failed_replicas(&self, pipe_id: Uuid) -> Result<u64> {
+        let done =
+            sqlx::query("DELETE FROM replica_leases WHERE pipe_id = $1 AND status = 'failed'")
+                .bind(pipe_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn replica_summary(&self, pipe_id: Uuid) -> Result<ReplicaSummary> {
         let row = sqlx::query!(
             r#"SELECT count(*) FILTER (WHERE expires_at > now()) AS "live!",

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use sluice_clickhouse::{Endpoint, Sink, SinkError};
 use sluice_model::{DestinationSpec, Secret};
 
 use crate::views::DestinationCheck;
@@ -15,7 +16,7 @@ pub async fn check_clickhouse(
     password: Option<&Secret>,
 ) -> DestinationCheck {
     let started = Instant::now();
-    let outcome = query_version(spec, password).await;
+    let outcome = query_version(spec).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Ok(version) => DestinationCheck {
@@ -33,70 +34,31 @@ pub async fn check_clickhouse(
     }
 }
 
-async fn query_version(
-    spec: &DestinationSpec,
-    password: Option<&Secret>,
-) -> Result<String, String> {
-    let mut client = reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT / 2)
-        .redirect(reqwest::redirect::Policy::none());
-    if let Some(pem) = &spec.ca_certificate {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
-            .map_err(|e| format!("the CA certificate cannot be read: {}", chain(&e)))?;
-        for certificate in certificates {
-            client = client.add_root_certificate(certificate);
+/// The same client a pipe writes with (`Endpoint::of_destination`): what
+/// passes here, CA certificate included, is what the workers will use.
+async fn query_version(spec: &DestinationSpec) -> Result<String, String> {
+    let sink =
+        Sink::with_timeout(&Endpoint::of_destination(spec), TIMEOUT).map_err(|e| e.to_string())?;
+    match sink.version().await {
+        Ok(version)
+            if !version.is_empty()
+                && version.len() <= 64
+                && !version.contains(char::is_whitespace) =>
+        {
+            Ok(version)
         }
+        Ok(_) => Err(format!(
+            "the server at {} answered, but not with a ClickHouse version; is this ClickHouse's HTTP interface?",
+            spec.url
+        )),
+        Err(SinkError::Unreachable(cause)) => Err(format!("cannot reach {}: {cause}", spec.url)),
+        Err(SinkError::Server { code: 0, message }) => Err(format!(
+            "the server at {} answered with an error that is not ClickHouse's; is this ClickHouse's HTTP interface? {message}",
+            spec.url
+        )),
+        Err(SinkError::Server { message, .. }) => Err(format!("ClickHouse refused: {message}")),
+        Err(e @ SinkError::Protocol(_)) => Err(e.to_string()),
     }
-    let client = client
-        .build()
-        .map_err(|e| format!("cannot set up an HTTP client: {}", chain(&e)))?;
-    let response = client
-        .get(&spec.url)
-        .query(&[
-            ("query", "SELECT version()"),
-            ("database", spec.database.as_str()),
-        ])
-        .basic_auth(&spec.username, password.map(Secret::expose))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {}", spec.url, chain(&e)))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| format!("reading the answer failed: {}", chain(&e)))?;
-    if status.is_success() {
-        let version = body.trim();
-        if version.is_empty() || version.len() > 64 || version.contains(char::is_whitespace) {
-            return Err(format!(
-                "the server at {} answered HTTP {status} but not with a ClickHouse version; is this ClickHouse's HTTP interface?",
-                spec.url
-            ));
-        }
-        Ok(version.to_owned())
-    } else {
-        Err(format!(
-            "ClickHouse answered HTTP {status}: {}",
-            body.trim()
-        ))
-    }
-}
-
-/// reqwest's top-level messages are vague ("error sending request"); the
-/// cause chain holds the useful part (connection refused, certificate
-/// unknown, ...).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = cause.source();
-    }
-    parts.join(": ")
 }
 
 /// Bounds the message and, defensively, blanks the password should a server

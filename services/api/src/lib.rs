@@ -37,6 +37,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub struct AppState {
     pub store: Store,
     pub max_body_bytes: usize,
+    /// Where the API may connect (destination checks, table browsing,
+    /// source probes): `SLUICE_EGRESS_ALLOW` / `SLUICE_EGRESS_DENY`.
+    pub egress: std::sync::Arc<sluice_model::EgressPolicy>,
+    /// `/metrics` needs a key (`SLUICE_METRICS_REQUIRE_KEY`).
+    pub metrics_require_key: bool,
     metrics: PrometheusHandle,
     web_dir: Option<PathBuf>,
 }
@@ -46,9 +51,16 @@ impl AppState {
         Self {
             store,
             max_body_bytes,
+            egress: Default::default(),
+            metrics_require_key: false,
             metrics: prometheus(),
             web_dir: None,
         }
+    }
+
+    pub fn with_egress(mut self, policy: sluice_model::EgressPolicy) -> Self {
+        self.egress = std::sync::Arc::new(policy);
+        self
     }
 
     /// Serves the built web UI (`web/dist`) from this directory at `/`.
@@ -163,6 +175,7 @@ pub fn app(state: AppState) -> Router {
     };
     router
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(|_| {
@@ -170,6 +183,32 @@ pub fn app(state: AppState) -> Router {
             Problem::internal().into_response()
         }))
         .with_state(state)
+}
+
+/// What a browser is told about every response: scripts, styles and
+/// connections only from this origin, never framed, no referrer sent on.
+/// Swagger UI (`/docs`) starts itself with an inline script.
+async fn security_headers(request: Request, next: Next) -> Response {
+    use axum::http::{header, HeaderValue};
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let policy = if docs {
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    } else {
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    };
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, policy),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    response
 }
 
 async fn not_found() -> Problem {

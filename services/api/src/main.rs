@@ -32,7 +32,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr} (SLUICE_API_ADDR)"))?;
     tracing::info!(%addr, "sluice-api listening");
-    let mut state = sluice_api::AppState::new(store, max_body_bytes);
+    let egress = sluice_model::EgressPolicy::from_env().map_err(anyhow::Error::msg)?;
+    let mut state = sluice_api::AppState::new(store, max_body_bytes).with_egress(egress);
+    state.metrics_require_key = matches!(
+        env("SLUICE_METRICS_REQUIRE_KEY").as_deref(),
+        Some("1" | "true" | "yes")
+    );
     match env("SLUICE_WEB_DIR").map(std::path::PathBuf::from) {
         Some(dir) if dir.join("index.html").is_file() => {
             tracing::info!(dir = %dir.display(), "serving the web UI at /");

@@ -74,6 +74,46 @@ impl Problem {
         }
     }
 
+    /// An edit moved a secret's endpoint (or identity) without sending the
+    /// secret again.
+    pub fn secret_required(errors: Vec<FieldError>) -> Self {
+        let fields: Vec<&str> = errors.iter().map(|e| e.pointer.as_str()).collect();
+        let detail = format!(
+            "{} must be sent again: a stored secret is only ever sent to the endpoint it was given for",
+            fields.join(", ")
+        );
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "secret-required",
+                "Secret required",
+                detail,
+            )
+        }
+    }
+
+    /// A connection the egress policy forbids; `pointer` names the field of
+    /// the request that gave the address, when one did.
+    pub fn egress_denied(pointer: Option<&str>, denied: sluice_model::EgressDenied) -> Self {
+        let detail = denied.to_string();
+        Self {
+            errors: pointer
+                .map(|pointer| FieldError {
+                    pointer: pointer.to_owned(),
+                    detail: detail.clone(),
+                })
+                .into_iter()
+                .collect(),
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "egress-denied",
+                "Address not allowed",
+                detail,
+            )
+        }
+    }
+
     pub fn malformed(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -169,10 +209,14 @@ impl IntoResponse for Problem {
         let mut response = (status, axum::Json(&self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        // Bearer only: a Basic challenge makes browsers hold the web UI's
+        // sign-in request and show their own password dialog. Clients that
+        // send Basic credentials (as the reference API takes them) need no
+        // challenge to do so.
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Basic realm="sluice", Bearer realm="sluice""#),
+                HeaderValue::from_static(r#"Bearer realm="sluice""#),
             );
         }
         response

@@ -48,6 +48,22 @@ struct TestApi {
     http: reqwest::Client,
     admin: String,
     store: Store,
+    /// A ClickHouse database of the test's own, the destinations' default;
+    /// it holds `visits`, an existing table.
+    database: String,
+}
+
+/// Runs a statement on the test ClickHouse; a refusal fails the test.
+async fn clickhouse(sql: &str) {
+    let response = reqwest::Client::new()
+        .post(clickhouse_url())
+        .body(sql.to_owned())
+        .send()
+        .await
+        .expect("the test ClickHouse answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{sql}: {text}");
 }
 
 struct Reply {
@@ -74,6 +90,10 @@ impl Reply {
 
 impl TestApi {
     async fn start() -> Self {
+        Self::start_with(|state| state).await
+    }
+
+    async fn start_with(configure: impl FnOnce(AppState) -> AppState) -> Self {
         captured_logs();
         let db = TestDatabase::create().await;
         let store = Store::from_pool(db.pool().await, Cipher::from_key(&[42; 32]));
@@ -84,13 +104,20 @@ impl TestApi {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = app(AppState::new(store.clone(), MAX_BODY));
+        let router = app(configure(AppState::new(store.clone(), MAX_BODY)));
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let database = format!("api_{}", Uuid::new_v4().simple());
+        clickhouse(&format!("CREATE DATABASE {database}")).await;
+        clickhouse(&format!(
+            "CREATE TABLE {database}.visits (id UInt64, at DateTime) ENGINE = MergeTree ORDER BY id"
+        ))
+        .await;
         TestApi {
             base,
             http: reqwest::Client::new(),
             admin: admin.token(),
             store,
+            database,
         }
     }
 
@@ -150,7 +177,7 @@ impl TestApi {
             .call(
                 Method::POST,
                 "/v1/destinations",
-                Some(json!({"name": "local ch", "url": clickhouse_url(), "password": password})),
+                Some(json!({"name": "local ch", "url": clickhouse_url(), "password": password, "database": self.database})),
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
@@ -218,7 +245,13 @@ fn kinesis_pipe(destination: &str) -> Value {
             "useEnhancedFanOut": true,
             "accessKey": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretKey": "kinesis-secret-91b2e"}
         }},
-        "destination": {"destinationId": destination, "table": "clicks"},
+        "destination": {
+            "destinationId": destination,
+            "table": "clicks",
+            "managedTable": true,
+            "tableDefinition": {"sortingKey": ["id"]},
+            "columns": [{"name": "id", "type": "UInt64"}]
+        },
         "scaling": {"replicas": 2, "replicaSize": "M", "autoscaling": {"minReplicas": 1, "maxReplicas": 4}}
     })
 }
@@ -378,7 +411,7 @@ async fn destinations_crud_and_concurrency() {
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.etag.as_deref(), Some("\"1\""));
     assert_eq!(got.json()["username"], "default");
-    assert_eq!(got.json()["database"], "default");
+    assert_eq!(got.json()["database"], api.database.as_str());
 
     // Pagination across three destinations.
     api.create_destination("p2").await;
@@ -1675,4 +1708,439 @@ async fn workers_are_listed_and_drained_by_an_admin() {
         .call(Method::POST, "/v1/workers/not-a-uuid/drain", None)
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+}
+
+/// The corpus of hostile key expressions (shared with the parser's own
+/// tests): each is refused at create with a 422 on the field and the
+/// character where it goes wrong; no pipe is stored, so nothing of it can
+/// reach ClickHouse.
+#[tokio::test]
+async fn hostile_key_expressions_are_refused_with_a_pointer() {
+    let api = TestApi::start().await;
+    let destination = api.create_destination("pw").await;
+    let corpus: Vec<String> = serde_json::from_str(include_str!(
+        "../../../crates/clickhouse-types/src/expr/hostile.json"
+    ))
+    .unwrap();
+    assert!(corpus.len() >= 40);
+    for (field, expression) in corpus
+        .iter()
+        .flat_map(|e| [("partitionBy", e), ("primaryKey", e)])
+    {
+        let mut pipe = kafka_pipe(&destination);
+        pipe["destination"]["tableDefinition"][field] = json!(expression);
+        let reply = api.call(Method::POST, "/v1/pipes", Some(pipe)).await;
+        assert_eq!(reply.status, 422, "{field} {expression:?}: {}", reply.text);
+        let problem = reply.json();
+        assert_eq!(
+            problem["type"], "https://sluice.dev/problems/validation-failed",
+            "{}",
+            reply.text
+        );
+        let pointer = format!("/destination/tableDefinition/{field}");
+        let error = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["pointer"] == pointer.as_str())
+            .unwrap_or_else(|| panic!("no error on {pointer} for {expression:?}: {}", reply.text));
+        let detail = error["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("at character") || detail.contains("is empty"),
+            "{expression:?}: {detail}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM pipes")
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no refused pipe was stored");
+
+    // A misspelled type and a key over an undeclared column, both pointed at.
+    let mut pipe = kafka_pipe(&destination);
+    pipe["destination"]["columns"][1]["type"] = json!("Strng");
+    pipe["destination"]["tableDefinition"]["partitionBy"] = json!("toYYYYMM(created)");
+    let reply = api.call(Method::POST, "/v1/pipes", Some(pipe)).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let errors = reply.json()["errors"].clone();
+    assert!(
+        errors
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["pointer"] == "/destination/columns/1/type"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("`Strng` is not a ClickHouse type")),
+        "{errors}"
+    );
+    assert!(
+        errors.as_array().unwrap().iter().any(|e| e["pointer"]
+            == "/destination/tableDefinition/partitionBy"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("`created` is not one of the table's columns")),
+        "{errors}"
+    );
+
+    // What users write is accepted and stored as written.
+    let mut pipe = kafka_pipe(&destination);
+    pipe["destination"]["tableDefinition"]["partitionBy"] = json!("intDiv(id, 1000000)");
+    let created = api.create_pipe(pipe).await;
+    assert_eq!(
+        created["destination"]["tableDefinition"]["partitionBy"],
+        "intDiv(id, 1000000)"
+    );
+}
+
+/// A stored secret is only ever sent to the endpoint it was given for:
+/// moving a destination or a source elsewhere without sending the secret
+/// again is refused, and the refused URL is never contacted.
+#[tokio::test]
+async fn secrets_stay_bound_to_their_endpoint() {
+    let api = TestApi::start().await;
+    let destination = api.create_destination("dest-pw").await;
+    let path = format!("/v1/destinations/{destination}");
+    // Where the password would have gone.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_url = format!("http://{}", trap.local_addr().unwrap());
+
+    for patch in [
+        json!({"url": trap_url}),
+        json!({"username": "someone-else"}),
+    ] {
+        let reply = api.call(Method::PATCH, &path, Some(patch.clone())).await;
+        assert_eq!(reply.status, 422, "{patch}: {}", reply.text);
+        let problem = reply.json();
+        assert_eq!(
+            problem["type"],
+            "https://sluice.dev/problems/secret-required"
+        );
+        assert_eq!(
+            problem["errors"][0]["pointer"], "/password",
+            "{}",
+            reply.text
+        );
+    }
+    let check = api.call(Method::POST, &format!("{path}/check"), None).await;
+    assert_eq!(check.status, 200, "{}", check.text);
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the refused URL was contacted"
+    );
+    assert_eq!(
+        api.call(Method::GET, &path, None).await.json()["url"],
+        clickhouse_url(),
+        "the destination did not move"
+    );
+    // With the password sent again the move is an ordinary edit; renaming
+    // needs nothing.
+    let moved = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"url": trap_url, "password": "new-pw"})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+    let renamed = api
+        .call(Method::PATCH, &path, Some(json!({"name": "renamed"})))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let back = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"url": clickhouse_url(), "password": ""})),
+        )
+        .await;
+    assert_eq!(back.status, 200, "{}", back.text);
+
+    let kafka = api.create_pipe(kafka_pipe(&destination)).await;
+    let kafka_path = format!("/v1/pipes/{}", kafka["id"].as_str().unwrap());
+    // (Brokers are immutable on a pipe; the mechanism and user are not.)
+    for patch in [
+        json!({"source": {"kafka": {"authentication": "SCRAM-SHA-512"}}}),
+        json!({"source": {"kafka": {"credentials": {"username": "other"}}}}),
+    ] {
+        let reply = api
+            .call(Method::PATCH, &kafka_path, Some(patch.clone()))
+            .await;
+        assert_eq!(reply.status, 422, "{patch}: {}", reply.text);
+        assert_eq!(
+            reply.json()["errors"][0]["pointer"],
+            "/source/kafka/credentials/password",
+            "{}",
+            reply.text
+        );
+    }
+    let moved = api
+        .call(
+            Method::PATCH,
+            &kafka_path,
+            Some(json!({"source": {"kafka": {"authentication": "SCRAM-SHA-512", "credentials": {"password": "p2"}}}})),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
+
+    let kinesis = api.create_pipe(kinesis_pipe(&destination)).await;
+    let kinesis_path = format!("/v1/pipes/{}", kinesis["id"].as_str().unwrap());
+    for patch in [
+        json!({"source": {"kinesis": {"endpoint": trap_url}}}),
+        json!({"source": {"kinesis": {"accessKey": {"accessKeyId": "AKIAOTHEREXAMPLE0000"}}}}),
+    ] {
+        let reply = api
+            .call(Method::PATCH, &kinesis_path, Some(patch.clone()))
+            .await;
+        assert_eq!(reply.status, 422, "{patch}: {}", reply.text);
+        assert_eq!(
+            reply.json()["errors"][0]["pointer"],
+            "/source/kinesis/accessKey/secretKey",
+            "{}",
+            reply.text
+        );
+    }
+}
+
+/// Before an existing-table pipe exists, the destination is asked: the
+/// table must be there and the destination's user must be able to insert
+/// into it, so a pipe cannot name (and `/rows` cannot read) a table it
+/// would not write. Column types the server lacks are refused with the
+/// server's version.
+#[tokio::test]
+async fn pipes_are_checked_against_their_destination_at_create() {
+    let api = TestApi::start().await;
+    // The test server's user has no password.
+    let destination = api.create_destination("").await;
+    let existing = |database: Option<&str>, table: &str| {
+        let mut pipe = json!({
+            "name": "visits",
+            "source": {"kafka": {"brokers": "127.0.0.1:9092", "topics": ["visits"]}},
+            "destination": {"destinationId": destination, "table": table}
+        });
+        if let Some(database) = database {
+            pipe["destination"]["database"] = json!(database);
+        }
+        pipe
+    };
+    api.create_pipe(existing(None, "visits")).await;
+
+    for (database, table, expected) in [
+        (None, "nope", "does not exist on the destination"),
+        // Readable, and not a table a pipe could write.
+        (
+            Some("system"),
+            "tables",
+            "cannot insert into `system`.`tables`",
+        ),
+        (Some("system"), "one", "cannot insert into `system`.`one`"),
+    ] {
+        let reply = api
+            .call(Method::POST, "/v1/pipes", Some(existing(database, table)))
+            .await;
+        assert_eq!(reply.status, 422, "{table}: {}", reply.text);
+        let problem = reply.json();
+        assert_eq!(
+            problem["errors"][0]["pointer"], "/destination/table",
+            "{}",
+            reply.text
+        );
+        let detail = problem["errors"][0]["detail"].as_str().unwrap();
+        assert!(detail.contains(expected), "{table}: {detail}");
+    }
+
+    // A type the server lacks (18.16 has no DateTime64), named with the
+    // column and the server's version.
+    let mut pipe = kafka_pipe(&destination);
+    pipe["destination"]["columns"] = json!([
+        {"name": "id", "type": "UInt64"},
+        {"name": "at", "type": "Nullable(DateTime64(3))"}
+    ]);
+    let reply = api.call(Method::POST, "/v1/pipes", Some(pipe)).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    let error = &reply.json()["errors"][0];
+    assert_eq!(error["pointer"], "/destination/columns/1/type");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("column `at`") && detail.contains("DateTime64") && detail.contains("18.16"),
+        "{detail}"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM pipes")
+        .fetch_one(api.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "only the pipe that passed was stored");
+}
+
+/// The egress policy: metadata and link-local addresses are refused by
+/// default, and an address on SLUICE_EGRESS_DENY is never connected to —
+/// not by a destination, a destination check, a source probe or a pipe.
+#[tokio::test]
+async fn denied_addresses_are_refused_before_any_connection() {
+    // A listener on a loopback address the policy denies: if anything
+    // connected, it would show here.
+    let trap = std::net::TcpListener::bind("127.0.0.3:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let api = TestApi::start_with(|state| {
+        state.with_egress(sluice_model::EgressPolicy::new("", "127.0.0.3, *.blocked.test").unwrap())
+    })
+    .await;
+    let egress_denied = |reply: &Reply, pointer: &str| {
+        assert_eq!(reply.status, 422, "{}", reply.text);
+        let problem = reply.json();
+        assert_eq!(
+            problem["type"], "https://sluice.dev/problems/egress-denied",
+            "{}",
+            reply.text
+        );
+        assert_eq!(problem["errors"][0]["pointer"], pointer, "{}", reply.text);
+    };
+
+    for url in [
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://[fe80::1]:8123".to_owned(),
+        "http://metadata.google.internal/".to_owned(),
+        format!("http://127.0.0.3:{port}"),
+        "http://ch.blocked.test:8123".to_owned(),
+    ] {
+        let reply = api
+            .call(
+                Method::POST,
+                "/v1/destinations",
+                Some(json!({"name": "x", "url": url})),
+            )
+            .await;
+        egress_denied(&reply, "/url");
+    }
+    let destination = api.create_destination("").await;
+    let moved = api
+        .call(
+            Method::PATCH,
+            &format!("/v1/destinations/{destination}"),
+            Some(json!({"url": format!("http://127.0.0.3:{port}"), "password": ""})),
+        )
+        .await;
+    egress_denied(&moved, "/url");
+
+    let brokers = format!("127.0.0.3:{port}");
+    for path in [
+        "/v1/sources/check",
+        "/v1/sources/topics",
+        "/v1/sources/sample",
+    ] {
+        let reply = api
+            .call(
+                Method::POST,
+                path,
+                Some(json!({"source": {"kafka": {"brokers": brokers, "topics": ["t"]}}})),
+            )
+            .await;
+        egress_denied(&reply, "/source/kafka/brokers");
+    }
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/sources/streams",
+            Some(json!({"source": {"kinesis": {
+                "streamName": "s",
+                "region": "us-east-1",
+                "endpoint": "http://169.254.169.254",
+                "accessKey": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretKey": "s"}
+            }}})),
+        )
+        .await;
+    egress_denied(&reply, "/source/kinesis/endpoint");
+    let mut pipe = kafka_pipe(&destination);
+    pipe["source"]["kafka"]["brokers"] = json!(brokers);
+    let reply = api.call(Method::POST, "/v1/pipes", Some(pipe)).await;
+    egress_denied(&reply, "/source/kafka/brokers");
+
+    // Probes validate their input as pipes do.
+    let reply = api
+        .call(
+            Method::POST,
+            "/v1/sources/check",
+            Some(json!({"source": {"kafka": {"brokers": "no port here", "topics": []}}})),
+        )
+        .await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+    assert_eq!(
+        reply.json()["errors"][0]["pointer"],
+        "/source/kafka/brokers",
+        "{}",
+        reply.text
+    );
+
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a denied address was connected to"
+    );
+}
+
+/// A browser is never asked for a password by the API (no Basic
+/// challenge), every response carries the framing, script and referrer
+/// rules, and `/metrics` can be made to need a key.
+#[tokio::test]
+async fn browser_hardening_and_a_metrics_key() {
+    let api = TestApi::start().await;
+    let anonymous = api
+        .send(api.http.get(format!("{}/v1/pipes", api.base)))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    let response = api
+        .http
+        .get(format!("{}/v1/pipes", api.base))
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("www-authenticate"), r#"Bearer realm="sluice""#);
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "no-referrer");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    // Basic credentials still work without a challenge.
+    let basic = api
+        .send(
+            api.http
+                .get(format!("{}/v1/pipes", api.base))
+                .basic_auth("nobody", Some("wrong")),
+        )
+        .await;
+    assert_eq!(basic.status, 401);
+
+    let open = api
+        .send(api.http.get(format!("{}/metrics", api.base)))
+        .await;
+    assert_eq!(open.status, 200, "metrics are open by default");
+    let closed = TestApi::start_with(|mut state| {
+        state.metrics_require_key = true;
+        state
+    })
+    .await;
+    let refused = closed
+        .send(closed.http.get(format!("{}/metrics", closed.base)))
+        .await;
+    assert_eq!(refused.status, 401);
+    let viewer = closed.create_key("viewer").await;
+    let allowed = closed
+        .send(
+            closed
+                .http
+                .get(format!("{}/metrics", closed.base))
+                .bearer_auth(viewer),
+        )
+        .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
 }

@@ -5,7 +5,7 @@ use sluice_clickhouse::ddl::{self, ManagedTable};
 use sluice_clickhouse::expr;
 use sluice_clickhouse::{ChType, Endpoint, Sink, SinkError};
 use sluice_formats::RowPlan;
-use sluice_model::{PipeSpec, TableEngine};
+use sluice_model::{Permissions, PipeSpec, TableEngine};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -44,7 +44,8 @@ pub async fn prepare(
     endpoint: Endpoint,
     timeout: std::time::Duration,
 ) -> Result<Prepared, PrepareError> {
-    let sink = Sink::with_timeout(&endpoint, timeout);
+    let sink = Sink::with_timeout(&endpoint, timeout)
+        .map_err(|e| PrepareError::Permanent(format!("the destination: {e}")))?;
     let database = spec
         .destination
         .database
@@ -69,6 +70,15 @@ pub async fn prepare(
                 .map_err(|e| PrepareError::Permanent(format!("column `{}`: {e}", c.name)))
         })
         .collect::<Result<_, _>>()?;
+    let families = sink.type_families().await?;
+    for (name, ty) in &declared {
+        if let Some(family) = ty.first_missing_family(&families) {
+            let version = sink.version().await?;
+            return Err(PrepareError::Permanent(format!(
+                "column `{name}`: `{ty}` needs {family}, which the destination's ClickHouse {version} does not have"
+            )));
+        }
+    }
 
     if spec.destination.managed_table {
         let definition = spec
@@ -152,30 +162,10 @@ pub async fn prepare(
         }
     }
 
-    let with_ttl = match sink
-        .execute(&ddl::create_error_table(&database, &table, true))
-        .await
-    {
-        Ok(()) => true,
-        // Servers before 19.6 have no TTL: keep the table without it.
-        Err(SinkError::Server { code: 62, .. }) => {
-            sink.execute(&ddl::create_error_table(&database, &table, false))
-                .await?;
-            false
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !with_ttl {
-        tracing::warn!("this ClickHouse has no TTL: rows in the error table are not expired");
-    }
-    if spec.exactly_once {
-        // The error rows of a rebuilt block are sent again with the same
-        // token: the error table, Sluice's own, must remember tokens too.
-        sink.execute(&format!(
-            "ALTER TABLE {} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}",
-            ddl::qualified(&database, &ddl::error_table_name(&table))
-        ))
-        .await?;
+    if spec.destination.permissions == Permissions::TableOnly {
+        table_only_ready(&sink, &database, &table, spec.exactly_once).await?;
+    } else {
+        create_error_table(&sink, &database, &table, spec.exactly_once).await?;
     }
 
     let mut plan = RowPlan::new(columns, &mappings);
@@ -287,6 +277,73 @@ fn check_declared_types(
                 "column `{name}`: the pipe declares {declared_type} but the table has {table_type}, which it cannot be converted to"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Sluice's own error table beside the destination, created (or, on an
+/// exactly-once pipe, given the token window its rows need).
+async fn create_error_table(
+    sink: &Sink,
+    database: &str,
+    table: &str,
+    exactly_once: bool,
+) -> Result<(), PrepareError> {
+    let with_ttl = match sink
+        .execute(&ddl::create_error_table(database, table, true))
+        .await
+    {
+        Ok(()) => true,
+        // Servers before 19.6 have no TTL: keep the table without it.
+        Err(SinkError::Server { code: 62, .. }) => {
+            sink.execute(&ddl::create_error_table(database, table, false))
+                .await?;
+            false
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !with_ttl {
+        tracing::warn!("this ClickHouse has no TTL: rows in the error table are not expired");
+    }
+    if exactly_once {
+        // The error rows of a rebuilt block are sent again with the same
+        // token: the error table, Sluice's own, must remember tokens too.
+        sink.execute(&format!(
+            "ALTER TABLE {} MODIFY SETTING non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}",
+            ddl::qualified(database, &ddl::error_table_name(table))
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// `permissions: table_only`: Sluice runs no DDL, so the table and its
+/// error table must exist and take inserts from the destination's user.
+async fn table_only_ready(
+    sink: &Sink,
+    database: &str,
+    table: &str,
+    exactly_once: bool,
+) -> Result<(), PrepareError> {
+    let errors = ddl::error_table_name(table);
+    if sink.describe(database, &errors).await?.is_none() {
+        return Err(PrepareError::Permanent(format!(
+            "permissions is table_only, so Sluice creates no table, and the error table `{database}`.`{errors}` does not exist; create it with: {}",
+            ddl::create_error_table(database, table, true)
+        )));
+    }
+    for name in [table, errors.as_str()] {
+        if let Err(e) = sink.can_insert(database, name).await {
+            return Err(match e {
+                SinkError::Server { .. } => PrepareError::Permanent(format!(
+                    "permissions is table_only: the destination's user needs INSERT on `{database}`.`{name}`: {e}"
+                )),
+                other => other.into(),
+            });
+        }
+    }
+    if exactly_once {
+        check_deduplicates(sink, database, &errors).await?;
     }
     Ok(())
 }

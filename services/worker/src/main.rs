@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use metrics_util::MetricKindMask;
-use sluice_model::PipeState;
+use sluice_model::{EgressPolicy, PipeState};
 use sluice_runtime::env;
 use sluice_store::{Lease, ReplicaGauges, ReplicaStatus, Store};
 use tokio::task::JoinHandle;
@@ -79,9 +79,12 @@ async fn main() -> anyhow::Result<()> {
         )?),
     };
     let hostname = env("HOSTNAME").unwrap_or_else(|| "localhost".to_owned());
+    let egress = Arc::new(EgressPolicy::from_env().map_err(anyhow::Error::msg)?);
     let span = tracing::info_span!("worker", worker_id = %worker_id);
     tracing::Instrument::instrument(
-        serve(store, worker_id, millicpu, memory_mib, limits, hostname),
+        serve(
+            store, worker_id, millicpu, memory_mib, limits, egress, hostname,
+        ),
         span,
     )
     .await
@@ -93,6 +96,7 @@ async fn serve(
     millicpu: u32,
     memory_mib: i64,
     limits: FailureLimits,
+    egress: Arc<EgressPolicy>,
     hostname: String,
 ) -> anyhow::Result<()> {
     // Gauges of stopped replicas and of partitions that moved elsewhere stop
@@ -137,6 +141,7 @@ async fn serve(
             worker_id,
             millicpu,
             limits,
+            &egress,
             &mut running,
             &mut stopping,
         )
@@ -213,6 +218,7 @@ async fn supervise(
     worker_id: Uuid,
     capacity: u32,
     limits: FailureLimits,
+    egress: &Arc<EgressPolicy>,
     running: &mut HashMap<(Uuid, i32), Running>,
     stopping: &mut HashMap<(Uuid, i32), JoinHandle<()>>,
 ) -> anyhow::Result<()> {
@@ -309,6 +315,7 @@ async fn supervise(
             limits,
             counters: counters.clone(),
             cpu_nanos: cpu_nanos.clone(),
+            egress: egress.clone(),
         };
         let span = tracing::info_span!("replica", pipe_id = %lease.pipe_id, replica = lease.replica, epoch = lease.epoch);
         let task = tokio::spawn(CpuMeasured::new(

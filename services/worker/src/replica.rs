@@ -15,7 +15,8 @@ use sluice_clickhouse::Endpoint;
 use sluice_formats::JsonDecoder;
 use sluice_kafka::KafkaSource;
 use sluice_kinesis::KinesisSource;
-use sluice_model::PipeSpec;
+use sluice_model::{EgressPolicy, PipeSpec};
+use sluice_runtime::egress;
 use sluice_source::{Gauges, Lag, Polled, Source, SourceError};
 use sluice_store::{Lease, NewEvent, PipeRecord, ReplicaStatus, Store};
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,8 @@ pub struct Replica {
     pub counters: Arc<Counters>,
     /// CPU nanoseconds of the replica's task, added up by `crate::cpu`.
     pub cpu_nanos: Arc<AtomicU64>,
+    /// Where the replica may connect (`SLUICE_EGRESS_ALLOW`/`_DENY`).
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// What a run of the loop needs to know of the pipe.
@@ -510,16 +513,29 @@ impl Replica {
             .secrets(&self.store)
             .map_err(|e| RunError::Permanent(e.to_string()))?
             .fill(destination_spec.secret_slots());
-        let endpoint = Endpoint {
-            url: destination_spec.url.clone(),
-            user: destination_spec.username.clone(),
-            password: destination_spec
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .unwrap_or_default(),
-            database: destination_spec.database.clone(),
+        let endpoint = Endpoint::of_destination(&destination_spec);
+        // Checked on every start: the policy may have changed since the
+        // pipe was created, and names may resolve elsewhere now.
+        let denied = |what: &str, e: sluice_model::EgressDenied| {
+            RunError::Permanent(format!("the {what}: {e}"))
         };
+        egress::check_url(&self.egress, &endpoint.url)
+            .await
+            .map_err(|e| denied("destination", e))?;
+        match &spec.source {
+            sluice_model::Source::Kafka(kafka) => {
+                egress::check_brokers(&self.egress, &kafka.brokers)
+                    .await
+                    .map_err(|e| denied("Kafka brokers", e))?
+            }
+            sluice_model::Source::Kinesis(kinesis) => {
+                if let Some(endpoint) = &kinesis.endpoint {
+                    egress::check_url(&self.egress, endpoint)
+                        .await
+                        .map_err(|e| denied("Kinesis endpoint", e))?;
+                }
+            }
+        }
         let timeout = Duration::from_secs(u64::from(spec.settings.clickhouse_timeout_seconds));
         let prepared = prepare(&spec, endpoint, timeout).await?;
         Ok((pipe, spec, prepared))

@@ -32,7 +32,7 @@ impl DestinationResource {
                 Attr::string(
                     "password_wo",
                     Presence::Optional,
-                    "The password. Write-only: sent to Sluice, never kept in the state. Sent again when `password_wo_version` changes.",
+                    "The password. Write-only: sent to Sluice, never kept in the state. Sent again when `password_wo_version`, `url` or `username` changes (Sluice only sends a stored password to the server and user it was given for).",
                 )
                 .api("password")
                 .secret(),
@@ -120,7 +120,11 @@ impl Resource for DestinationResource {
         config: &Value,
     ) -> Outcome {
         let id = prior.get("id").as_str().unwrap_or_default();
-        let rotate = prior.get("password_wo_version") != planned.get("password_wo_version");
+        // The API refuses to move a stored password to another server or
+        // user without it (422 secret-required), so such a change sends it.
+        let rotate = prior.get("password_wo_version") != planned.get("password_wo_version")
+            || prior.get("url") != planned.get("url")
+            || prior.get("username") != planned.get("username");
         let mut body = to_api(&self.attrs, planned, config, rotate);
         // A merge patch: an attribute removed from the configuration is sent
         // as null, which resets it.

@@ -515,9 +515,12 @@ impl Resource for PipeResource {
         config: &Value,
     ) -> Outcome {
         let id = prior.get("id").as_str().unwrap_or_default().to_owned();
-        let rotate = prior.get("secrets_version") != planned.get("secrets_version");
         let before = to_api(&self.attrs, prior, &Value::Null, false);
         let after = to_api(&self.attrs, planned, config, false);
+        // The API refuses to move a stored secret (422 secret-required), so
+        // a change of where the secrets go sends them again.
+        let rotate = prior.get("secrets_version") != planned.get("secrets_version")
+            || secret_binding_changed(&before, &after);
         let mut patch = merge_patch(&before, &after);
         if rotate {
             // Secrets are never in the state, so they are patched in from the
@@ -582,6 +585,23 @@ impl Resource for PipeResource {
             Err(diags) => (None, diags),
         }
     }
+}
+
+/// The fields the API binds a pipe's secrets to (`PipeSpec::secret_binding`).
+const SECRET_BINDING: &[&str] = &[
+    "/source/kafka/brokers",
+    "/source/kafka/authentication",
+    "/source/kafka/credentials/username",
+    "/source/kinesis/region",
+    "/source/kinesis/endpoint",
+    "/source/kinesis/accessKey/accessKeyId",
+    "/source/kinesis/iamRole",
+];
+
+fn secret_binding_changed(before: &Json, after: &Json) -> bool {
+    SECRET_BINDING
+        .iter()
+        .any(|pointer| before.pointer(pointer) != after.pointer(pointer))
 }
 
 /// Adds the secret fields of `with_secrets` (those absent from `without`)
@@ -794,6 +814,18 @@ mod tests {
             json!({"scaling": {"replicas": 3, "autoscaling": null}})
         );
         assert_eq!(merge_patch(&after, &after), json!({}));
+    }
+
+    #[test]
+    fn moving_the_secrets_sends_them_again() {
+        let before = json!({"source": {"kafka": {"brokers": "b", "authentication": "PLAIN", "credentials": {"username": "u"}}}});
+        let renamed = json!({"name": "x", "source": {"kafka": {"brokers": "b", "authentication": "PLAIN", "credentials": {"username": "u"}}}});
+        assert!(!secret_binding_changed(&before, &renamed));
+        let other_user = json!({"source": {"kafka": {"brokers": "b", "authentication": "PLAIN", "credentials": {"username": "v"}}}});
+        assert!(secret_binding_changed(&before, &other_user));
+        let kinesis = json!({"source": {"kinesis": {"endpoint": "http://a"}}});
+        let moved = json!({"source": {"kinesis": {"endpoint": "http://b"}}});
+        assert!(secret_binding_changed(&kinesis, &moved));
     }
 
     #[test]

@@ -758,24 +758,51 @@ impl FaultProxy {
 
 /// A tansu broker of the test's own, on durable storage (an SQLite file in
 /// a fresh directory), for what the shared broker cannot be used for:
-/// changing a topic under a running pipe. Stopped when dropped.
+/// changing a topic under a running pipe, TLS, SASL users (made while the
+/// broker is open, then kept across a restart with authentication on).
+/// Stopped when dropped.
 pub struct OwnBroker {
     child: Child,
+    /// What clients connect to: the broker, or its TLS front.
     pub brokers: String,
+    /// Where tansu itself listens.
+    listen_port: u16,
     storage: PathBuf,
+    tls_front: Option<TlsFront>,
+}
+
+fn tansu_binary() -> String {
+    std::env::var("SLUICE_TEST_TANSU")
+        .expect("SLUICE_TEST_TANSU (the tansu binary) is not set: run the tests with `make test`")
+}
+
+/// The test stack's CA (scripts/stack.sh `make_test_ca`): `ca.crt` and a
+/// `server.crt`/`server.key` for 127.0.0.1.
+pub fn test_tls_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("SLUICE_TEST_TLS_DIR")
+            .expect("SLUICE_TEST_TLS_DIR is not set: run the tests with `make test`"),
+    )
 }
 
 impl OwnBroker {
     pub async fn start() -> Self {
-        let tansu = std::env::var("SLUICE_TEST_TANSU").expect(
-            "SLUICE_TEST_TANSU (the tansu binary) is not set: run the tests with `make test`",
-        );
         let dir =
             std::env::temp_dir().join(format!("sluice-broker-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker directory");
-        let storage = dir.join("tansu.db");
         let port = free_port();
-        let brokers = format!("127.0.0.1:{port}");
+        let mut broker = OwnBroker {
+            child: Self::spawn(&dir, port, port, false),
+            brokers: format!("127.0.0.1:{port}"),
+            listen_port: port,
+            storage: dir.join("tansu.db"),
+            tls_front: None,
+        };
+        broker.wait_listening().await;
+        broker
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16, advertised: u16, authentication: bool) -> Child {
         let log_dir = std::env::var("SLUICE_TEST_LOG_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| std::env::temp_dir());
@@ -784,36 +811,84 @@ impl OwnBroker {
             .append(true)
             .open(log_dir.join(format!("e2e-tansu-{port}.log")))
             .expect("log file");
-        let child = Command::new(tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://{brokers}"),
-                "--advertised-listener-url",
-                &format!("tcp://{brokers}"),
-                // tansu reads the URL's path as relative to its working
-                // directory.
-                "--storage-engine",
-                "sqlite://tansu.db",
-            ])
-            .current_dir(&dir)
+        let mut command = Command::new(tansu_binary());
+        command.args([
+            "broker",
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised}"),
+            // tansu reads the URL's path as relative to its working
+            // directory.
+            "--storage-engine",
+            "sqlite://tansu.db",
+        ]);
+        if authentication {
+            command.arg("--authentication");
+        }
+        command
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
-            .expect("starting tansu");
-        let broker = OwnBroker {
-            child,
-            brokers,
-            storage,
-        };
+            .expect("starting tansu")
+    }
+
+    async fn wait_listening(&mut self) {
+        let brokers = self.brokers.clone();
         eventually("the broker to listen", Duration::from_secs(30), || async {
-            tokio::net::TcpStream::connect(&broker.brokers)
-                .await
-                .is_ok()
+            tokio::net::TcpStream::connect(&brokers).await.is_ok()
         })
         .await;
-        broker
+    }
+
+    /// A SCRAM user (`mechanism`: `scram256` or `scram512`), made while the
+    /// broker is open: tansu's CLI cannot log in to a broker that already
+    /// requires authentication.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let status = Command::new(tansu_binary())
+            .args([
+                "user",
+                "create",
+                name,
+                password,
+                "--mechanism",
+                mechanism,
+                "--broker",
+                &format!("tcp://{}", self.brokers),
+            ])
+            .status()
+            .expect("tansu user create");
+        assert!(status.success(), "creating the user {name}");
+    }
+
+    /// Stops the broker and starts it again on the same storage and port,
+    /// with authentication and/or behind TLS. tansu 0.6 cannot serve TLS
+    /// itself (its `--cert` and `--key` options exclude each other), so TLS
+    /// is a front of the test's own (`TlsFront`, test scaffolding) with the
+    /// test CA's server certificate, and the broker advertises the front:
+    /// clients speak TLS, and SASL inside it, to the real broker.
+    pub async fn restart(&mut self, tls: bool, authentication: bool) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = self.storage.parent().expect("storage directory").to_owned();
+        let advertised = if tls {
+            let front = TlsFront::start(self.listen_port).await;
+            let port = front.port;
+            self.tls_front = Some(front);
+            port
+        } else {
+            self.tls_front = None;
+            self.listen_port
+        };
+        self.child = Self::spawn(&dir, self.listen_port, advertised, authentication);
+        self.brokers = format!("127.0.0.1:{advertised}");
+        let listening = format!("127.0.0.1:{}", self.listen_port);
+        eventually("the broker to listen", Duration::from_secs(30), || async {
+            tokio::net::TcpStream::connect(&listening).await.is_ok()
+        })
+        .await;
     }
 
     /// Adds a partition to a topic. tansu 0.6 answers the Kafka API's
@@ -867,5 +942,68 @@ impl Drop for OwnBroker {
         if let Some(dir) = self.storage.parent() {
             let _ = std::fs::remove_dir_all(dir);
         }
+    }
+}
+
+/// TLS in front of a plain TCP server (test scaffolding: tansu 0.6 cannot
+/// enable its own TLS): accepts TLS with the test CA's server certificate
+/// for 127.0.0.1 and relays the bytes to the server. Stops when dropped.
+pub struct TlsFront {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    pub async fn start(upstream_port: u16) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let dir = test_tls_dir();
+        let certificates: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(dir.join("server.crt"))
+                .expect("the server certificate")
+                .collect::<Result<_, _>>()
+                .expect("the server certificate");
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("the server key");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .expect("the TLS configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the TLS front");
+        let port = listener.local_addr().expect("its address").port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that fails the handshake (an untrusted
+                    // certificate on its side) just goes away.
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        TlsFront { port, task }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

@@ -91,3 +91,70 @@ async fn an_existing_table_with_mappings_and_virtual_columns() {
         "{error}"
     );
 }
+
+/// `permissions: table_only`: Sluice runs no DDL. A missing error table
+/// fails the pipe at start with the statement that creates it; once that
+/// statement has been run, rows land, and Sluice has created nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn table_only_runs_no_ddl_and_says_what_is_missing() {
+    let clickhouse = ClickHouse::create().await;
+    clickhouse
+        .query("CREATE TABLE visits (id UInt64, page String) ENGINE = MergeTree() ORDER BY id")
+        .await
+        .unwrap();
+    let services = Services::start().await;
+    let topic = format!("table-only-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 1).await;
+    let messages: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..200)
+        .map(|i| (None, json!({"id": i, "page": "/"}).to_string().into_bytes()))
+        .collect();
+    produce(&producer(), &topic, &messages);
+    let destination = services.create_destination(&clickhouse).await;
+    let pipe = services
+        .create_and_start(json!({
+            "name": "table only",
+            "source": {"kafka": {"brokers": sluice_e2e::kafka_brokers(), "topics": [topic], "offset": {"strategy": "from_beginning"}}},
+            "destination": {"destinationId": destination, "table": "visits", "permissions": "table_only"},
+            "settings": {"streaming_max_insert_wait_ms": 500}
+        }))
+        .await;
+    eventually("the pipe to fail", Duration::from_secs(60), || async {
+        services.status(&pipe).await["state"] == "Failed"
+    })
+    .await;
+    let error = services.status(&pipe).await["lastError"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, statement) = error
+        .split_once("create it with: ")
+        .unwrap_or_else(|| panic!("no statement in: {error}"));
+    assert!(statement.starts_with("CREATE TABLE"), "{error}");
+    // The test server is 18.16, older than TTL (19.6).
+    let statement = statement.replace(" TTL at + INTERVAL 7 DAY", "");
+    clickhouse
+        .query(&statement)
+        .await
+        .expect("the statement Sluice gave");
+
+    let (status, body) = services
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/pipes/{pipe}/state"),
+            Some(json!({"command": "start"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("every visit", Duration::from_secs(60), || async {
+        clickhouse.landed("visits").await == (200, 200)
+    })
+    .await;
+    let tables = clickhouse
+        .query(&format!(
+            "SELECT name FROM system.tables WHERE database = '{}' ORDER BY name FORMAT TSV",
+            clickhouse.database
+        ))
+        .await
+        .unwrap();
+    assert_eq!(tables, "visits\nvisits_sluice_errors\n");
+}

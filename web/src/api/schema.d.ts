@@ -28,7 +28,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics. */
+        /**
+         * Prometheus metrics. Open by default; with `SLUICE_METRICS_REQUIRE_KEY`
+         *     set on the API it needs a key of any role.
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -87,7 +90,10 @@ export interface paths {
         head?: never;
         /**
          * Edit a destination with a JSON merge patch; the password is kept unless
-         *     a new one is sent. Pipes pick the change up at their next generation.
+         *     a new one is sent, except that changing `url` or `username` needs the
+         *     password again (422 `secret-required`: a stored password is only ever
+         *     sent to the server it was given for). Pipes pick the change up at their
+         *     next generation.
          */
         patch: operations["patch_destination"];
         trace?: never;
@@ -155,6 +161,26 @@ export interface paths {
         };
         /** A table's engine and columns. */
         get: operations["describe_table"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/destinations/{id}/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The ClickHouse types the destination's server has (the wizard offers
+         *     only these; creating a pipe refuses the others).
+         */
+        get: operations["destination_types"];
         put?: never;
         post?: never;
         delete?: never;
@@ -261,7 +287,11 @@ export interface paths {
         /**
          * Edit a pipe with a JSON merge patch (RFC 7396) of its definition.
          * @description Send only what changes; `null` removes an optional field. Secrets are
-         *     kept unless new ones are sent. Immutable fields may be sent unchanged.
+         *     kept unless new ones are sent, except that changing where they go or
+         *     whose they are (Kafka `brokers`, `authentication` or
+         *     `credentials.username`; Kinesis `region`, `endpoint`,
+         *     `accessKey.accessKeyId` or `iamRole`) needs them again (422
+         *     `secret-required`). Immutable fields may be sent unchanged.
          */
         patch: operations["patch_pipe"];
         trace?: never;
@@ -997,6 +1027,11 @@ export interface components {
              *     starts, instead of writing to an existing one. Immutable.
              */
             managedTable?: boolean;
+            /**
+             * @description `full` (the default): Sluice creates what it needs; `table_only`:
+             *     Sluice runs no DDL and needs INSERT on the table and its error table
+             *     only.
+             */
             permissions?: components["schemas"]["Permissions"];
             /** @description Immutable. */
             table: string;
@@ -1291,6 +1326,16 @@ export interface components {
         };
         /** @description Write-only: stored encrypted and never returned by any endpoint. */
         Secret: string;
+        ServerTypes: {
+            /**
+             * @description The type families it has (`system.data_type_families`, aliases
+             *     included), sorted: a column type is accepted for this destination
+             *     only when every family in it is here.
+             */
+            families: string[];
+            /** @description The server's `version()`. */
+            version: string;
+        };
         /** @description The key making the request. */
         Session: {
             keyId: string;
@@ -1470,6 +1515,15 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description No valid key, when SLUICE_METRICS_REQUIRE_KEY is set */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2231,6 +2285,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TableDescription"];
+                };
+            };
+            /** @description A malformed path or query parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, an unknown or revoked one, or a wrong secret. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description ClickHouse cannot be read */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    destination_types: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerTypes"];
                 };
             };
             /** @description A malformed path or query parameter. */

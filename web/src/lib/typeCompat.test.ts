@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { baseType, compatibility } from "./typeCompat";
+import { baseType, compatibility, fitType, serverHas, typeFamilies } from "./typeCompat";
 
 describe("compatibility", () => {
   it("warns String → Int64", () => {
@@ -34,5 +34,22 @@ describe("compatibility", () => {
   });
   it("strips wrappers", () => {
     expect(baseType("LowCardinality(Nullable(String))")).toBe("String");
+  });
+});
+
+describe("server types", () => {
+  it("names every family of a type, not its literals", () => {
+    expect(typeFamilies("Nullable(DateTime64(3, 'Europe/Berlin'))")).toEqual(["Nullable", "DateTime64"]);
+    expect(typeFamilies("Enum8('a' = 1, 'Nullable' = 2)")).toEqual(["Enum8"]);
+    expect(typeFamilies("Decimal(18, 4)")).toEqual(["Decimal"]);
+  });
+  it("offers only what the server has, and fits defaults to it", () => {
+    const old = new Set(["String", "DateTime", "Nullable", "UInt8", "Decimal"]);
+    expect(serverHas("Nullable(String)", old)).toBe(true);
+    expect(serverHas("DateTime64(3)", old)).toBe(false);
+    expect(serverHas("DateTime64(3)", null)).toBe(true);
+    expect(fitType("DateTime64(3)", old)).toBe("DateTime");
+    expect(fitType("Nullable(Bool)", old)).toBe("Nullable(UInt8)");
+    expect(fitType("String", old)).toBe("String");
   });
 });

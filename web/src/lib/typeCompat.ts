@@ -89,3 +89,23 @@ export function compatibility(sourceType: string | undefined, columnType: string
       return { level: "info", message: `${from} → ${to}: check that the values convert.` };
   }
 }
+
+/** The type families a ClickHouse type is built from (`Nullable(DateTime64(3))` → Nullable, DateTime64), as `system.data_type_families` names them. */
+export function typeFamilies(type: string): string[] {
+  const withoutLiterals = type.replace(/'(?:[^'\\]|\\.)*'/g, "");
+  const names = withoutLiterals.match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? [];
+  return [...new Set(names)];
+}
+
+/** Whether a server with these type families can hold the type (unknown families: assume yes). */
+export function serverHas(type: string, families: ReadonlySet<string> | null): boolean {
+  if (!families) return true;
+  return typeFamilies(type).every((f) => families.has(f));
+}
+
+/** The nearest type the server has, for types Sluice offers by default (DateTime64 on servers before 20.1). */
+export function fitType(type: string, families: ReadonlySet<string> | null): string {
+  if (serverHas(type, families)) return type;
+  const fitted = type.replace(/DateTime64\(\d+(?:,\s*('[^']*'))?\)/g, (_m, zone) => (zone ? `DateTime(${zone})` : "DateTime")).replace(/\bBool\b/g, "UInt8");
+  return serverHas(fitted, families) ? fitted : type;
+}

@@ -42,76 +42,17 @@ fn keys_users_write_are_rendered_from_the_tree() {
 
 /// What a key expression has been used to smuggle: other clauses,
 /// statements, comments, quoting tricks, look-alike characters, functions
-/// that read or write elsewhere. Every one must be refused.
-const HOSTILE: &[&str] = &[
-    "id % 4 SAMPLE BY id",
-    "id SETTINGS index_granularity = 1",
-    "id) SETTINGS index_granularity = 1 --",
-    "tuple() ORDER BY tuple() AS SELECT * FROM url('http://169.254.169.254/latest/meta-data/', 'RawBLOB', 'x String')",
-    "tuple() AS SELECT 1",
-    "id; DROP TABLE events",
-    "id -- comment",
-    "id # comment",
-    "id // comment",
-    "id /* comment */",
-    "id /*! mysql */",
-    "id\n-- a comment on its own line",
-    "id TTL created_at + INTERVAL 1 DAY",
-    "id PRIMARY KEY id",
-    "id ORDER BY id",
-    "url('http://169.254.169.254/', 'CSV', 'a String')",
-    "file('/etc/passwd', 'CSV', 'a String')",
-    "remote('10.0.0.1', system.users)",
-    "s3('http://evil/x', 'CSV', 'a String')",
-    "dictGet('secrets', 'value', id)",
-    "toYYYYMM(created_at) OR 1",
-    "sleep(3)",
-    "throwIf(1)",
-    "currentUser()",
-    "toYYYYMM(url('http://x/', 'CSV', 'a Date'))",
-    "\"id\"",
-    "\"id\" % 4",
-    "`id` % 4 `x`",
-    "`id\\` % 4",
-    "`nope`",
-    "nope",
-    "SELECT",
-    "id ＋ 1",
-    "іd",
-    "id\u{200b}",
-    "toYYYYMM(created_at)\u{037e} DROP TABLE x",
-    "id\u{0000}",
-    "'unterminated",
-    "'a\\nb'",
-    "id % 4.5",
-    "0x10",
-    "1e3",
-    "99999999999999999999",
-    "(",
-    "id)",
-    "()",
-    "id,",
-    "id, name",
-    "toYYYYMM()",
-    "intDiv(id)",
-    "id % ",
-    "",
-    "   ",
-    "$id",
-    "@id",
-    "id || name",
-    "id AND 1",
-    "[id]",
-    "{id}",
-    "id::String",
-    "CAST(id AS String)",
-    "id IN (SELECT id FROM other)",
-];
+/// that read or write elsewhere. Every one must be refused. The API's tests
+/// send the same corpus.
+fn hostile() -> Vec<String> {
+    serde_json::from_str(include_str!("hostile.json")).expect("the corpus")
+}
 
 #[test]
 fn the_hostile_corpus_is_refused() {
-    assert!(HOSTILE.len() >= 40);
-    for text in HOSTILE {
+    let corpus = hostile();
+    assert!(corpus.len() >= 40);
+    for text in &corpus {
         let outcome = render(text);
         assert!(outcome.is_err(), "accepted {text:?} as {outcome:?}");
     }
@@ -135,7 +76,11 @@ fn errors_point_at_the_problem() {
     let error = parse("іd", COLUMNS).unwrap_err();
     assert!(error.message.contains("U+0456"), "{error}");
     let error = parse("toYYYYMM(created_at", COLUMNS).unwrap_err();
-    assert_eq!(error.position, 20);
+    assert_eq!(error.position, 9);
+    assert_eq!(
+        error.message,
+        "the parenthesis at character 9 is not closed"
+    );
 }
 
 #[test]

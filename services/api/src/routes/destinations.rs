@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sluice_model::secret::secrets_to_resend;
 use sluice_model::{DestinationPatch, DestinationSpec, SecretBag};
+use sluice_runtime::egress;
 use sluice_store::DestinationRecord;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -69,6 +71,9 @@ async fn create_destination(
     ApiJson(spec): ApiJson<DestinationSpec>,
 ) -> ApiResult<Response> {
     spec.validate().map_err(Problem::validation)?;
+    egress::check_url(&state.egress, &spec.url)
+        .await
+        .map_err(|e| Problem::egress_denied(Some("/url"), e))?;
     let id = Uuid::now_v7();
     let record = state.store.insert_destination(id, spec).await?;
     tracing::info!(destination_id = %id, "destination created");
@@ -89,7 +94,10 @@ async fn get_destination(
 }
 
 /// Edit a destination with a JSON merge patch; the password is kept unless
-/// a new one is sent. Pipes pick the change up at their next generation.
+/// a new one is sent, except that changing `url` or `username` needs the
+/// password again (422 `secret-required`: a stored password is only ever
+/// sent to the server it was given for). Pipes pick the change up at their
+/// next generation.
 #[utoipa::path(patch, path = "/v1/destinations/{id}", tag = "destinations",
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body(content = DestinationPatch, content_type = "application/merge-patch+json"),
@@ -107,9 +115,21 @@ async fn patch_destination(
             return Err(Problem::precondition_failed(record.version));
         }
         let mut edited = apply_patch(&record.spec, &patch)?;
-        let stored = record.secrets(&state.store)?;
-        stored.fill(edited.secret_slots());
         edited.validate().map_err(Problem::validation)?;
+        let stored = record.secrets(&state.store)?;
+        let missing = secrets_to_resend(
+            &record.spec.secret_binding(),
+            &edited.secret_binding(),
+            edited.secret_slots(),
+            &stored,
+        );
+        if !missing.is_empty() {
+            return Err(Problem::secret_required(missing));
+        }
+        stored.fill(edited.secret_slots());
+        egress::check_url(&state.egress, &edited.url)
+            .await
+            .map_err(|e| Problem::egress_denied(Some("/url"), e))?;
         let mut without_secrets = edited.clone();
         let secrets = SecretBag::take_from(without_secrets.secret_slots());
         if secrets == stored && without_secrets == record.spec {
@@ -158,6 +178,9 @@ async fn check_destination(
     IdPath(id): IdPath,
 ) -> ApiResult<Json<DestinationCheck>> {
     let record = load(&state, id).await?;
+    egress::check_url(&state.egress, &record.spec.url)
+        .await
+        .map_err(|e| Problem::egress_denied(None, e))?;
     let mut spec = record.spec.clone();
     record.secrets(&state.store)?.fill(spec.secret_slots());
     let result = check_clickhouse(&spec, spec.password.as_ref()).await;

@@ -11,6 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sluice_clickhouse::{ChType, SinkError};
+use sluice_model::secret::secrets_to_resend;
 use sluice_model::{Command, PipeSettings, PipeSpec, PipeState, Scaling, SecretBag, Transition};
 use sluice_store::{NewEvent, PipeRecord, PipeUpdate};
 use tracing::Instrument;
@@ -87,6 +89,7 @@ async fn create_pipe(
     let id = Uuid::now_v7();
     spec.fill_defaults(id);
     spec.validate().map_err(Problem::validation)?;
+    super::sources::source_egress(&state, &spec.source).await?;
     if state
         .store
         .destination(spec.destination.destination_id)
@@ -98,9 +101,7 @@ async fn create_pipe(
             detail: "no destination with this id; create one with POST /v1/destinations".into(),
         }]));
     }
-    if spec.exactly_once {
-        exactly_once_possible(&state, spec.destination.destination_id).await?;
-    }
+    check_against_destination(&state, &spec).await?;
     let record = state
         .store
         .insert_pipe(
@@ -115,24 +116,98 @@ async fn create_pipe(
     Ok(pipe_response(StatusCode::CREATED, record))
 }
 
-/// Exactly-once needs a server that takes insert deduplication tokens: ask
-/// the destination before the pipe exists, rather than fail on start.
-async fn exactly_once_possible(state: &AppState, destination: Uuid) -> ApiResult<()> {
-    let (sink, _) = super::tables::destination_sink(state, destination).await?;
-    let has_tokens = sink
-        .has_setting("insert_deduplication_token")
-        .await
-        .map_err(super::tables::unreachable)?;
-    if has_tokens {
-        return Ok(());
+/// What the destination can tell before the pipe exists, rather than the
+/// pipe failing on start:
+/// - every column type is one the server has (`system.data_type_families`);
+/// - an existing table exists and the destination's user may insert into
+///   it (an empty insert), so a pipe can only name a table it could write
+///   to, and `GET /v1/pipes/{id}/rows` can only ever read that one;
+/// - exactly-once needs a server that takes insert deduplication tokens.
+///
+/// A managed-table pipe without exactly-once is still created when the
+/// server cannot be reached (the worker checks again at start); the other
+/// checks need the answer, so an unreachable server is a 502.
+async fn check_against_destination(state: &AppState, spec: &PipeSpec) -> ApiResult<()> {
+    use super::tables::{destination_sink, unreachable};
+    use sluice_clickhouse::ddl::qualified;
+    use sluice_model::FieldError;
+
+    let destination = &spec.destination;
+    let must_answer = spec.exactly_once || !destination.managed_table;
+    let (sink, default_database) = destination_sink(state, destination.destination_id).await?;
+    let families = match sink.type_families().await {
+        Ok(families) => families,
+        Err(e) if must_answer => return Err(unreachable(e)),
+        Err(e) => {
+            tracing::info!(error = %e, "destination not reachable at create; its types are checked at start");
+            return Ok(());
+        }
+    };
+    let version = sink.version().await.map_err(unreachable)?;
+    let mut errors = Vec::new();
+    for (i, column) in destination.columns.iter().enumerate() {
+        // The model validated the spelling; this is the server's side.
+        let Ok(ty) = ChType::parse(&column.column_type) else {
+            continue;
+        };
+        if let Some(family) = ty.first_missing_family(&families) {
+            errors.push(FieldError {
+                pointer: format!("/destination/columns/{i}/type"),
+                detail: format!(
+                    "column `{}`: `{}` needs {family}, which the destination's ClickHouse {version} does not have",
+                    column.name, column.column_type
+                ),
+            });
+        }
     }
-    let version = sink.version().await.map_err(super::tables::unreachable)?;
-    Err(Problem::validation(vec![sluice_model::FieldError {
-        pointer: "/exactlyOnce".into(),
-        detail: format!(
-            "the destination's ClickHouse {version} has no insert deduplication tokens (they came in 22.2); exactly-once needs them"
-        ),
-    }]))
+    if !destination.managed_table {
+        let database = destination.database.clone().unwrap_or(default_database);
+        let table = qualified(&database, &destination.table);
+        match sink.describe(&database, &destination.table).await {
+            Ok(Some(_)) => {
+                if let Err(e) = sink.can_insert(&database, &destination.table).await {
+                    if !matches!(e, SinkError::Server { .. }) {
+                        return Err(unreachable(e));
+                    }
+                    errors.push(FieldError {
+                        pointer: "/destination/table".into(),
+                        detail: format!(
+                            "the destination's user cannot insert into {table}: {e}"
+                        ),
+                    });
+                }
+            }
+            Ok(None) => errors.push(FieldError {
+                pointer: "/destination/table".into(),
+                detail: format!(
+                    "{table} does not exist on the destination (ClickHouse {version}); create it, or set managedTable"
+                ),
+            }),
+            Err(e @ SinkError::Server { .. }) => errors.push(FieldError {
+                pointer: "/destination/table".into(),
+                detail: format!("{table} cannot be read on the destination: {e}"),
+            }),
+            Err(e) => return Err(unreachable(e)),
+        }
+    }
+    if spec.exactly_once
+        && !sink
+            .has_setting("insert_deduplication_token")
+            .await
+            .map_err(unreachable)?
+    {
+        errors.push(FieldError {
+            pointer: "/exactlyOnce".into(),
+            detail: format!(
+                "the destination's ClickHouse {version} has no insert deduplication tokens (they came in 22.2); exactly-once needs them"
+            ),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::validation(errors))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/pipes/{id}", tag = "pipes", params(("id" = Uuid, Path)),
@@ -148,7 +223,11 @@ async fn get_pipe(
 /// Edit a pipe with a JSON merge patch (RFC 7396) of its definition.
 ///
 /// Send only what changes; `null` removes an optional field. Secrets are
-/// kept unless new ones are sent. Immutable fields may be sent unchanged.
+/// kept unless new ones are sent, except that changing where they go or
+/// whose they are (Kafka `brokers`, `authentication` or
+/// `credentials.username`; Kinesis `region`, `endpoint`,
+/// `accessKey.accessKeyId` or `iamRole`) needs them again (422
+/// `secret-required`). Immutable fields may be sent unchanged.
 #[utoipa::path(patch, path = "/v1/pipes/{id}", tag = "pipes",
     params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "ETag of the version being edited")),
     request_body(content = PipeSpec, content_type = "application/merge-patch+json",
@@ -454,13 +533,23 @@ async fn edit(
         }
         let mut edited = apply(&record.spec)?;
         edited.fill_defaults(id);
-        let stored_secrets = record.secrets(&state.store)?;
-        stored_secrets.fill(edited.secret_slots());
         let immutable = record.spec.immutable_changes(&edited);
         if !immutable.is_empty() {
             return Err(Problem::immutable(immutable));
         }
+        let stored_secrets = record.secrets(&state.store)?;
+        let missing = secrets_to_resend(
+            &record.spec.secret_binding(),
+            &edited.secret_binding(),
+            edited.secret_slots(),
+            &stored_secrets,
+        );
+        if !missing.is_empty() {
+            return Err(Problem::secret_required(missing));
+        }
+        stored_secrets.fill(edited.secret_slots());
         edited.validate().map_err(Problem::validation)?;
+        super::sources::source_egress(state, &edited.source).await?;
 
         let mut without_secrets = edited.clone();
         let new_secrets = SecretBag::take_from(without_secrets.secret_slots());
@@ -549,6 +638,9 @@ async fn command(
         })?;
         match transition {
             Transition::To(to) => {
+                if from == PipeState::Failed && to == PipeState::Provisioning {
+                    state.store.release_failed_replicas(id).await?;
+                }
                 let update = PipeUpdate {
                     spec: None,
                     state: to,

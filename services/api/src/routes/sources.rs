@@ -24,6 +24,7 @@ use crate::auth::{Developer, Viewer};
 use crate::extract::ApiJson;
 use crate::problem::{ApiResult, Problem};
 use crate::AppState;
+use sluice_runtime::egress;
 
 /// Longest the API waits on a source for one request.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,6 +169,42 @@ fn unreachable(detail: String) -> Problem {
     )
 }
 
+/// A probe connects where a pipe would, so its source is validated as a
+/// pipe's is (less the topic or stream, for probes that list them) and its
+/// addresses go through the egress policy before anything connects.
+async fn admit(state: &AppState, source: &Source, needs_target: bool) -> ApiResult<()> {
+    if let Err(errors) = source.validate() {
+        let errors: Vec<FieldError> = errors
+            .into_iter()
+            .filter(|e| {
+                needs_target
+                    || !(e.pointer.starts_with("/source/kafka/topics")
+                        || e.pointer == "/source/kinesis/streamName")
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+    }
+    source_egress(state, source).await
+}
+
+/// The source's addresses through the egress policy.
+pub(crate) async fn source_egress(state: &AppState, source: &Source) -> ApiResult<()> {
+    let denied = match source {
+        Source::Kafka(kafka) => egress::check_brokers(&state.egress, &kafka.brokers)
+            .await
+            .map_err(|e| ("/source/kafka/brokers", e)),
+        Source::Kinesis(kinesis) => match &kinesis.endpoint {
+            Some(endpoint) => egress::check_url(&state.egress, endpoint)
+                .await
+                .map_err(|e| ("/source/kinesis/endpoint", e)),
+            None => Ok(()),
+        },
+    };
+    denied.map_err(|(pointer, e)| Problem::egress_denied(Some(pointer), e))
+}
+
 fn require_brokers(kafka: &KafkaSource) -> ApiResult<()> {
     if kafka.brokers.trim().is_empty() {
         return Err(field_error(
@@ -243,8 +280,10 @@ fn plural(n: usize, one: &str) -> String {
     responses((status = 200, body = SourceCheck), WriteErrors))]
 async fn check_source(
     _: Developer,
+    State(state): State<AppState>,
     ApiJson(request): ApiJson<SourceRequest>,
 ) -> ApiResult<Json<SourceCheck>> {
+    admit(&state, &request.source, false).await?;
     let started = Instant::now();
     let outcome = match &request.source {
         Source::Kafka(source) => kafka(source, |s| kafka_probe::check(s, SOURCE_TIMEOUT))
@@ -299,8 +338,10 @@ async fn check_source(
         WriteErrors))]
 async fn list_topics(
     _: Developer,
+    State(state): State<AppState>,
     ApiJson(request): ApiJson<SourceRequest>,
 ) -> ApiResult<Json<TopicList>> {
+    admit(&state, &request.source, false).await?;
     let Source::Kafka(source) = &request.source else {
         return Err(field_error(
             "/source",
@@ -328,8 +369,10 @@ async fn list_topics(
         WriteErrors))]
 async fn list_streams(
     _: Developer,
+    State(state): State<AppState>,
     ApiJson(request): ApiJson<SourceRequest>,
 ) -> ApiResult<Json<StreamList>> {
+    admit(&state, &request.source, false).await?;
     let Source::Kinesis(source) = &request.source else {
         return Err(field_error(
             "/source",
@@ -362,8 +405,10 @@ async fn list_streams(
         WriteErrors))]
 async fn sample_source(
     _: Developer,
+    State(state): State<AppState>,
     ApiJson(request): ApiJson<SampleRequest>,
 ) -> ApiResult<Json<SourceSample>> {
+    admit(&state, &request.source, true).await?;
     if !(1..=MAX_SAMPLE).contains(&request.limit) {
         return Err(field_error(
             "/limit",

@@ -10,6 +10,7 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::Viewer;
 use crate::problem::Problem;
 use crate::views::Health;
 use crate::AppState;
@@ -52,10 +53,18 @@ fn unavailable(detail: &str) -> Problem {
     )
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "system", security(()),
-    responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics. Open by default; with `SLUICE_METRICS_REQUIRE_KEY`
+/// set on the API it needs a key of any role.
+#[utoipa::path(get, path = "/metrics", tag = "system", security((), ("basic" = []), ("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String),
+        (status = 401, description = "No valid key, when SLUICE_METRICS_REQUIRE_KEY is set", body = Problem, content_type = "application/problem+json")))]
+async fn metrics(
+    State(state): State<AppState>,
+    caller: Result<Viewer, Problem>,
+) -> Result<impl IntoResponse, Problem> {
+    if state.metrics_require_key {
+        caller?;
+    }
     match state.store.pipe_counts_by_state().await {
         Ok(counts) => {
             for s in sluice_model::PipeState::ALL {
@@ -68,8 +77,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "counting pipes for metrics failed"),
     }
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
-    )
+    ))
 }

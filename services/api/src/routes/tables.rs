@@ -23,6 +23,7 @@ use crate::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_databases))
+        .routes(routes!(destination_types))
         .routes(routes!(list_tables))
         .routes(routes!(describe_table))
         .routes(routes!(pipe_errors))
@@ -30,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 const MAX_ROWS: u32 = 100;
+/// How long a request of the API waits for ClickHouse: a person is waiting.
+const API_CLICKHOUSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 const MAX_ERRORS: u32 = 200;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,19 +152,14 @@ pub(crate) async fn destination_sink(state: &AppState, id: Uuid) -> ApiResult<(S
         .destination(id)
         .await?
         .ok_or_else(|| Problem::not_found("destination"))?;
+    sluice_runtime::egress::check_url(&state.egress, &record.spec.url)
+        .await
+        .map_err(|e| Problem::egress_denied(None, e))?;
     let mut spec = record.spec.clone();
     record.secrets(&state.store)?.fill(spec.secret_slots());
-    let endpoint = Endpoint {
-        url: spec.url.clone(),
-        user: spec.username.clone(),
-        password: spec
-            .password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_default(),
-        database: spec.database.clone(),
-    };
-    Ok((Sink::new(&endpoint), spec.database))
+    let sink = Sink::with_timeout(&Endpoint::of_destination(&spec), API_CLICKHOUSE_TIMEOUT)
+        .map_err(unreachable)?;
+    Ok((sink, spec.database))
 }
 
 async fn json_rows<T: serde::de::DeserializeOwned>(
@@ -219,6 +217,35 @@ pub(crate) async fn type_families(
         Err(SinkError::Server { .. }) => Ok(Default::default()),
         Err(e) => Err(unreachable(e)),
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerTypes {
+    /// The server's `version()`.
+    pub version: String,
+    /// The type families it has (`system.data_type_families`, aliases
+    /// included), sorted: a column type is accepted for this destination
+    /// only when every family in it is here.
+    pub families: Vec<String>,
+}
+
+/// The ClickHouse types the destination's server has (the wizard offers
+/// only these; creating a pipe refuses the others).
+#[utoipa::path(get, path = "/v1/destinations/{id}/types", tag = "destinations",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ServerTypes),
+        (status = 502, description = "ClickHouse cannot be read", body = Problem, content_type = "application/problem+json"),
+        ReadErrors))]
+async fn destination_types(
+    _: Viewer,
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<ServerTypes>> {
+    let mut families: Vec<String> = type_families(&state, id).await?.into_iter().collect();
+    families.sort();
+    let (sink, _) = destination_sink(&state, id).await?;
+    let version = sink.version().await.map_err(unreachable)?;
+    Ok(Json(ServerTypes { version, families }))
 }
 
 /// The databases the destination's user can see.

@@ -6,7 +6,7 @@ import { Button, ErrorState, Field, FieldError, Loading, Spinner } from "../../c
 import { usePoll } from "../../lib/hooks";
 import { previewRows, sampleFields } from "../../lib/preview";
 import { useSession } from "../../lib/session";
-import { compatibility } from "../../lib/typeCompat";
+import { compatibility, fitType, serverHas } from "../../lib/typeCompat";
 import { defaultColumnName, virtualColumns } from "../../lib/virtualColumns";
 import { newColumnId, plainKeyType, sourceName, type WizardColumn } from "../../lib/wizard";
 import { RadioCards, TextInput, clear, setDestination, type StepCtx } from "./common";
@@ -239,6 +239,14 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
   const virtuals = virtualColumns(state.kind);
   const fields = useMemo(() => sampleFields(sample), [sample]);
   const [addField, setAddField] = useState(virtuals[1]?.name ?? "_key");
+  // The destination's type families: only types the server has are offered.
+  const serverTypes = usePoll(
+    () => (d.destinationId ? call(api.GET("/v1/destinations/{id}/types", { params: { path: { id: d.destinationId } } })) : Promise.resolve(null)),
+    0,
+    [d.destinationId],
+  );
+  const families = useMemo(() => (serverTypes.data ? new Set(serverTypes.data.families) : null), [serverTypes.data]);
+  const offeredTypes = COMMON_TYPES.filter((t) => serverHas(t, families));
 
   const setColumns = (columns: WizardColumn[], sortingKey = d.sortingKey) =>
     setDestination(ctx, { columns, sortingKey: sortingKey.filter((id) => columns.some((c) => c.id === id)) });
@@ -257,7 +265,7 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
     if (virtual) {
       let name = defaultColumnName(virtual.name);
       if (taken.has(name)) name = virtual.name;
-      setColumns([...d.columns, { id: newColumnId(), name, type: virtual.type, sourceField: virtual.name }]);
+      setColumns([...d.columns, { id: newColumnId(), name, type: fitType(virtual.type, families), sourceField: virtual.name }]);
     } else {
       setColumns([...d.columns, { id: newColumnId(), name: "", type: "String", sourceField: "" }]);
     }
@@ -312,8 +320,8 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
           <p className="notice">The sample is empty, so no columns could be inferred. Add them below: name, ClickHouse type, and the JSON field (dotted path) that fills each.</p>
         )}
         <FieldError name="destination.columns" error={ctx.errors["destination.columns"]} />
-        <datalist id="ch-types">
-          {COMMON_TYPES.map((t) => (
+        <datalist id="ch-types" data-testid="offered-types" data-server-version={serverTypes.data?.version}>
+          {offeredTypes.map((t) => (
             <option key={t} value={t} />
           ))}
         </datalist>

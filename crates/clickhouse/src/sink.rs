@@ -20,13 +20,20 @@ pub struct Endpoint {
     /// PEM certificates trusted for the server besides the public roots
     /// (a private CA).
     pub ca_certificate: Option<String>,
+    /// Where connections may go: every address a host name resolves to is
+    /// checked when the connection is made, so a name cannot be pointed
+    /// elsewhere between a check and a connection.
+    pub egress: std::sync::Arc<sluice_model::EgressPolicy>,
 }
 
 impl Endpoint {
     /// The one way a destination becomes a client's endpoint, for the API
     /// (checks, browsing, pipe checks) and the workers alike. `spec` must
     /// hold its password (`SecretBag::fill`).
-    pub fn of_destination(spec: &sluice_model::DestinationSpec) -> Endpoint {
+    pub fn of_destination(
+        spec: &sluice_model::DestinationSpec,
+        egress: std::sync::Arc<sluice_model::EgressPolicy>,
+    ) -> Endpoint {
         Endpoint {
             url: spec.url.clone(),
             user: spec.username.clone(),
@@ -37,15 +44,59 @@ impl Endpoint {
                 .unwrap_or_default(),
             database: spec.database.clone(),
             ca_certificate: spec.ca_certificate.clone(),
+            egress,
         }
     }
 }
 
-type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+/// Resolves names for the ClickHouse connections and refuses any address
+/// the egress policy denies. (Literal addresses are not resolved: the API
+/// and the workers check them before connecting.)
+#[derive(Clone)]
+struct CheckedResolver {
+    egress: std::sync::Arc<sluice_model::EgressPolicy>,
+}
+
+type Resolved = std::vec::IntoIter<std::net::SocketAddr>;
+
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for CheckedResolver {
+    type Response = Resolved;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Resolved, std::io::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let egress = self.egress.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let denied = |e: sluice_model::EgressDenied| {
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+            };
+            egress.check_host(&host).map_err(denied)?;
+            let addresses: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for address in &addresses {
+                egress.check_resolved(&host, address.ip()).map_err(denied)?;
+            }
+            Ok(addresses.into_iter())
+        })
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<
+    hyper_util::client::legacy::connect::HttpConnector<CheckedResolver>,
+>;
 
 /// The HTTP(S) connector under the ClickHouse client: the public web roots,
 /// plus the endpoint's own CA when it has one (rustls, ring).
-fn connector(ca_certificate: Option<&str>) -> Result<Connector, SinkError> {
+fn connector(endpoint: &Endpoint) -> Result<Connector, SinkError> {
+    let ca_certificate = endpoint.ca_certificate.as_deref();
     use hyper_util::client::legacy::connect::HttpConnector;
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
@@ -76,7 +127,9 @@ fn connector(ca_certificate: Option<&str>) -> Result<Connector, SinkError> {
     .map_err(|e| SinkError::Protocol(format!("TLS set-up failed: {e}")))?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut http = HttpConnector::new();
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver {
+        egress: endpoint.egress.clone(),
+    });
     http.set_keepalive(Some(Duration::from_secs(60)));
     http.enforce_http(false);
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
@@ -246,7 +299,7 @@ impl Sink {
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(2))
-                .build(connector(endpoint.ca_certificate.as_deref())?);
+                .build(connector(endpoint)?);
         let client = Client::with_http_client(http)
             .with_url(&endpoint.url)
             .with_user(&endpoint.user)

@@ -11,6 +11,7 @@ fn endpoint(database: &str) -> Endpoint {
         password: String::new(),
         database: database.into(),
         ca_certificate: None,
+        egress: Default::default(),
     }
 }
 

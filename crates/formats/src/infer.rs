@@ -14,7 +14,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
-use sluice_clickhouse::ChType;
+use sluice_clickhouse_types::ChType;
 use sonic_rs::{Object, Value};
 
 use crate::json::timestamp_nanos;

@@ -3,7 +3,7 @@
 //! field looked up as the row plan says, converted by the destination type's
 //! rules, and written as RowBinary.
 //!
-//! Conversion rules (documented in docs/formats.md):
+//! Conversion rules (documented in docs/data-plane.md, "Conversions"):
 //! - integers accept JSON integers, integral floats, decimal strings (the
 //!   only exact way to send 128- and 256-bit values) and booleans;
 //! - Decimal accepts numbers and strings, exactly; extra fraction digits are
@@ -41,8 +41,8 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use sluice_clickhouse::rowbinary::Wide;
-use sluice_clickhouse::{encode, ChType, Value};
+use sluice_clickhouse_types::rowbinary::Wide;
+use sluice_clickhouse_types::{encode, ChType, Value};
 use sonic_rs::{
     Array, JsonContainerTrait, JsonNumberTrait, JsonValueTrait, Number, Object, Value as Json,
     ValueRef,
@@ -104,39 +104,7 @@ impl JsonDecoder {
                     describe(&value)
                 )));
             };
-            let fields = Fields::new(object);
-            for column in &self.plan.columns {
-                let value = match &column.source {
-                    ColumnSource::Field { path, segments } => {
-                        match lookup(&fields, path, segments) {
-                            Some(json) => convert(&column.ty, json),
-                            // RowBinaryWithDefaults: 1 = let ClickHouse apply
-                            // the column's DEFAULT expression.
-                            None if self.plan.with_defaults && column.has_default => {
-                                out.push(1);
-                                continue;
-                            }
-                            None => Ok(zero_value(&column.ty)),
-                        }
-                    }
-                    ColumnSource::Virtual(v) => {
-                        let null = Json::new();
-                        let json = virtuals.as_ref().map_or(&null, |all| all.get(*v));
-                        convert(&column.ty, json)
-                    }
-                }
-                .map_err(|e| RecordError {
-                    code: ErrorCode::TypeConversionError,
-                    message: format!("column `{}`: {e}", column.name),
-                })?;
-                if self.plan.with_defaults {
-                    out.push(0);
-                }
-                encode(&column.ty, &value, out).map_err(|e| RecordError {
-                    code: ErrorCode::TypeConversionError,
-                    message: format!("column `{}`: {e}", column.name),
-                })?;
-            }
+            encode_row(&self.plan, object, virtuals.as_ref(), out)?;
             rows += 1;
         }
         if rows == 0 {
@@ -144,6 +112,48 @@ impl JsonDecoder {
         }
         Ok(rows)
     }
+}
+
+/// One row of the plan's columns from a JSON object (a JSON message's, or
+/// another format's record read as one), appended to `out`.
+pub(crate) fn encode_row(
+    plan: &RowPlan,
+    object: &Object,
+    virtuals: Option<&VirtualValues>,
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    let fields = Fields::new(object);
+    for column in &plan.columns {
+        let value = match &column.source {
+            ColumnSource::Field { path, segments } => match lookup(&fields, path, segments) {
+                Some(json) => convert(&column.ty, json),
+                // RowBinaryWithDefaults: 1 = let ClickHouse apply the
+                // column's DEFAULT expression.
+                None if plan.with_defaults && column.has_default => {
+                    out.push(1);
+                    continue;
+                }
+                None => Ok(zero_value(&column.ty)),
+            },
+            ColumnSource::Virtual(v) => {
+                let null = Json::new();
+                let json = virtuals.map_or(&null, |all| all.get(*v));
+                convert(&column.ty, json)
+            }
+        }
+        .map_err(|e| RecordError {
+            code: ErrorCode::TypeConversionError,
+            message: format!("column `{}`: {e}", column.name),
+        })?;
+        if plan.with_defaults {
+            out.push(0);
+        }
+        encode(&column.ty, &value, out).map_err(|e| RecordError {
+            code: ErrorCode::TypeConversionError,
+            message: format!("column `{}`: {e}", column.name),
+        })?;
+    }
+    Ok(())
 }
 
 // --- the message: fields and virtual columns ---------------------------------
@@ -173,7 +183,7 @@ fn lookup<'a>(fields: &Fields<'a>, path: &str, segments: &[String]) -> Option<&'
     Some(current)
 }
 
-struct VirtualValues {
+pub(crate) struct VirtualValues {
     key: Json,
     timestamp: Json,
     partition: Json,
@@ -203,7 +213,7 @@ impl VirtualValues {
 
 /// Virtual columns as JSON, so they convert to any compatible column type by
 /// the same rules as message fields.
-fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
+pub(crate) fn virtual_values(payload: &[u8], meta: &RecordMeta<'_>) -> VirtualValues {
     let text = |bytes: &[u8]| Json::from(String::from_utf8_lossy(bytes));
     VirtualValues {
         key: meta.key.map_or_else(Json::new, text),

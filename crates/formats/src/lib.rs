@@ -1,5 +1,6 @@
 //! Turning source records into ClickHouse rows.
 
+pub mod avro;
 pub mod infer;
 pub mod json;
 pub mod row;

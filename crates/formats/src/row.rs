@@ -3,7 +3,7 @@
 //! and whether a missing field lets ClickHouse apply the column's DEFAULT.
 //! Format-independent; each format's decoder (`crate::json`) follows it.
 
-use sluice_clickhouse::ChType;
+use sluice_clickhouse_types::ChType;
 
 /// Metadata columns of a record, usable as mapping sources. Kafka:
 /// `_key`, `_timestamp`, `_partition`, `_offset`, `_topic`,
@@ -84,6 +84,9 @@ pub enum ErrorCode {
     /// ClickHouse refused the row (a constraint, a materialized view's
     /// exception, a value the column cannot hold).
     InsertRejected,
+    /// The message names a schema that cannot be had (an unknown id, a
+    /// registry that does not answer).
+    SourceSchemaError,
 }
 
 impl ErrorCode {
@@ -93,6 +96,7 @@ impl ErrorCode {
             ErrorCode::TypeConversionError => "TYPE_CONVERSION_ERROR",
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorCode::InsertRejected => "INSERT_REJECTED",
+            ErrorCode::SourceSchemaError => "SOURCE_SCHEMA_ERROR",
         }
     }
 }

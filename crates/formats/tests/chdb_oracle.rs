@@ -4,7 +4,7 @@
 //! compared with what the value must read as.
 
 use serde_json::json;
-use sluice_clickhouse::{encode, ChType};
+use sluice_clickhouse_types::{encode, ChType};
 use sluice_formats::{convert, Decoder, JsonDecoder, RecordMeta, RowPlan};
 
 fn case(ty: &str, input: serde_json::Value, expected: &str) -> serde_json::Value {

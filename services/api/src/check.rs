@@ -14,9 +14,10 @@ const MAX_ERROR_CHARS: usize = 2000;
 pub async fn check_clickhouse(
     spec: &DestinationSpec,
     password: Option<&Secret>,
+    egress: std::sync::Arc<sluice_model::EgressPolicy>,
 ) -> DestinationCheck {
     let started = Instant::now();
-    let outcome = query_version(spec).await;
+    let outcome = query_version(spec, egress).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Ok(version) => DestinationCheck {
@@ -36,9 +37,12 @@ pub async fn check_clickhouse(
 
 /// The same client a pipe writes with (`Endpoint::of_destination`): what
 /// passes here, CA certificate included, is what the workers will use.
-async fn query_version(spec: &DestinationSpec) -> Result<String, String> {
-    let sink =
-        Sink::with_timeout(&Endpoint::of_destination(spec), TIMEOUT).map_err(|e| e.to_string())?;
+async fn query_version(
+    spec: &DestinationSpec,
+    egress: std::sync::Arc<sluice_model::EgressPolicy>,
+) -> Result<String, String> {
+    let sink = Sink::with_timeout(&Endpoint::of_destination(spec, egress), TIMEOUT)
+        .map_err(|e| e.to_string())?;
     match sink.version().await {
         Ok(version)
             if !version.is_empty()

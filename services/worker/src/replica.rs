@@ -513,7 +513,7 @@ impl Replica {
             .secrets(&self.store)
             .map_err(|e| RunError::Permanent(e.to_string()))?
             .fill(destination_spec.secret_slots());
-        let endpoint = Endpoint::of_destination(&destination_spec);
+        let endpoint = Endpoint::of_destination(&destination_spec, self.egress.clone());
         // Checked on every start: the policy may have changed since the
         // pipe was created, and names may resolve elsewhere now.
         let denied = |what: &str, e: sluice_model::EgressDenied| {

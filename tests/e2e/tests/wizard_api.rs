@@ -21,7 +21,7 @@ fn kinesis_source(stream: &str) -> Value {
         "streamName": stream,
         "region": "us-east-1",
         "endpoint": kinesis_endpoint(),
-        "accessKey": {"accessKeyId": "test", "secretKey": "test"}
+        "accessKey": {"accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretKey": "test"}
     }})
 }
 

@@ -25,7 +25,7 @@ mod decoding {
             JsonDecoder::new(self.clone()).decode(payload, meta, out)
         }
     }
-    use sluice_clickhouse::Value;
+    use sluice_clickhouse_types::Value;
 
     fn plan(columns: &[(&str, &str)], mappings: &[(&str, &str)]) -> RowPlan {
         RowPlan::new(

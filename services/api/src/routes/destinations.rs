@@ -183,7 +183,7 @@ async fn check_destination(
         .map_err(|e| Problem::egress_denied(None, e))?;
     let mut spec = record.spec.clone();
     record.secrets(&state.store)?.fill(spec.secret_slots());
-    let result = check_clickhouse(&spec, spec.password.as_ref()).await;
+    let result = check_clickhouse(&spec, spec.password.as_ref(), state.egress.clone()).await;
     tracing::info!(destination_id = %id, ok = result.ok, "destination checked");
     Ok(Json(result))
 }

@@ -157,8 +157,11 @@ pub(crate) async fn destination_sink(state: &AppState, id: Uuid) -> ApiResult<(S
         .map_err(|e| Problem::egress_denied(None, e))?;
     let mut spec = record.spec.clone();
     record.secrets(&state.store)?.fill(spec.secret_slots());
-    let sink = Sink::with_timeout(&Endpoint::of_destination(&spec), API_CLICKHOUSE_TIMEOUT)
-        .map_err(unreachable)?;
+    let sink = Sink::with_timeout(
+        &Endpoint::of_destination(&spec, state.egress.clone()),
+        API_CLICKHOUSE_TIMEOUT,
+    )
+    .map_err(unreachable)?;
     Ok((sink, spec.database))
 }
 

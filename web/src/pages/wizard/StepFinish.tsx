@@ -21,7 +21,7 @@ export function StepPermissions({ ctx }: { ctx: StepCtx }) {
           {
             value: "table_only",
             label: "Table only",
-            description: "INSERT on the destination table only. The table and its _sluice_errors table must exist.",
+            description: "Sluice runs no DDL: INSERT on the table and its _sluice_errors table, which must exist (the pipe says how to create a missing one).",
           },
         ]}
         onChange={(permissions) => {
@@ -33,7 +33,7 @@ export function StepPermissions({ ctx }: { ctx: StepCtx }) {
         error={ctx.errors.permissions}
       />
       {ctx.state.permissions === "table_only" && ctx.state.destination.mode === "new" && (
-        <p className="notice notice-warn">A new table needs full access to be created; with “Table only” the pipe fails to start unless the table already exists.</p>
+        <p className="notice notice-warn">A new table needs full access: with “Table only” Sluice creates nothing, so Create refuses a new table. Choose an existing table, or full access.</p>
       )}
     </div>
   );

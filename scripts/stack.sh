@@ -145,7 +145,13 @@ tls_dir=$stack_dir/tls
 
 make_test_ca() {
   [ -f "$tls_dir/server.crt" ] && return 0
-  command -v openssl >/dev/null 2>&1 || die "openssl is missing: apt-get install openssl"
+  if ! command -v openssl >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] || die "openssl is missing: apt-get install openssl"
+    say "installing openssl from Debian (one time)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >>"$logs/apt.log" 2>&1 \
+      || { apt-get update -q >>"$logs/apt.log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssl >>"$logs/apt.log" 2>&1; } \
+      || die "apt-get install openssl failed; see $logs/apt.log"
+  fi
   mkdir -p "$tls_dir"
   (
     cd "$tls_dir"

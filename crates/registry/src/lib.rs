@@ -171,6 +171,12 @@ impl SchemaSource for Registry {
         }
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| SchemaError("no async runtime to reach the registry from".into()))?;
+        // block_in_place would panic on a single-threaded runtime.
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+            return Err(SchemaError(format!(
+                "schema id {id} is not cached, and a single-threaded runtime cannot wait for the registry"
+            )));
+        }
         tokio::task::block_in_place(|| handle.block_on(self.schema_by_id(id)))
             .map_err(|e| SchemaError(e.to_string()))
     }

@@ -1,8 +1,9 @@
-//! Avro messages: Confluent's framing (a zero byte, then the writer
-//! schema's registry id as 4 bytes, big-endian, then one Avro datum), the
-//! writer schema from a `SchemaSource`, and the record read into the row
-//! plan's columns by the same field lookup and conversion rules as JSON
-//! (`crate::json::encode_row`):
+//! Avro messages, `AvroConfluent` (Confluent's framing: a zero byte, the
+//! writer schema's registry id as 4 bytes, big-endian, then one datum; the
+//! writer schema from a `SchemaSource`) or `Avro` (unframed datums of one
+//! writer schema). When the pipe pins a reader schema the datum is resolved
+//! against it. The record is read into the row plan's columns by the same
+//! field lookup and conversion rules as JSON (`crate::json::encode_row`):
 //!
 //! - records are objects (nested fields by dotted path, or their JSON text
 //!   for a String column); maps are objects, arrays arrays, enums their
@@ -17,104 +18,135 @@
 //! Pure: the schemas come from the `SchemaSource` the caller gives (the
 //! registry client caches and fetches them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use apache_avro::schema::{NamesRef, ResolvedSchema};
+use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use chrono::{DateTime, NaiveDate};
 use sonic_rs::{Array, JsonContainerTrait, Object, Value as Json};
 
 use crate::json::{encode_row, virtual_values};
-use crate::row::{ErrorCode, RecordError, RecordMeta, RowPlan};
+use crate::row::{RecordError, RecordMeta, RowPlan};
+use crate::schema::{confluent_frame, parsing, RegisteredSchema, SchemaError, SchemaSource};
 use crate::Decoder;
 
-/// Why a writer schema is not available.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SchemaError(pub String);
+/// Named types by their full name, owned so a schema can be kept with
+/// them (apache-avro's own resolved form borrows the schema).
+type Names = HashMap<Name, Schema>;
 
-/// Writer schemas by their registry id.
-pub trait SchemaSource: Send + Sync {
-    fn schema(&self, id: u32) -> Result<Arc<WriterSchema>, SchemaError>;
-}
-
-/// A parsed writer schema with its named types resolved.
+/// A parsed Avro schema with its named types resolved.
+#[derive(Clone)]
 pub struct WriterSchema {
     schema: Schema,
+    names: Names,
 }
 
 impl WriterSchema {
     pub fn parse(text: &str) -> Result<Self, SchemaError> {
         let schema = Schema::parse_str(text)
-            .map_err(|e| SchemaError(format!("the schema does not parse: {e}")))?;
-        ResolvedSchema::try_from(&schema)
-            .map_err(|e| SchemaError(format!("the schema's names do not resolve: {e}")))?;
-        Ok(WriterSchema { schema })
+            .map_err(|e| SchemaError::permanent(format!("the Avro schema does not parse: {e}")))?;
+        let names = ResolvedSchema::try_from(&schema)
+            .map_err(|e| {
+                SchemaError::permanent(format!("the Avro schema's names do not resolve: {e}"))
+            })?
+            .get_names()
+            .iter()
+            .map(|(name, schema)| (name.clone(), (*schema).clone()))
+            .collect();
+        Ok(WriterSchema { schema, names })
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn names(&self) -> &HashMap<Name, Schema> {
+        &self.names
+    }
+
+    /// The record's fields, read as a row: `reader`, when given, is the
+    /// schema the pipe pinned, which the datum is resolved against (Avro's
+    /// schema resolution: fields the reader lacks are skipped, fields only
+    /// the reader has take its default).
+    fn read(
+        &self,
+        mut datum: &[u8],
+        reader: Option<&WriterSchema>,
+        what: &dyn Fn() -> String,
+    ) -> Result<Json, RecordError> {
+        let value =
+            apache_avro::from_avro_datum(&self.schema, &mut datum, reader.map(|r| &r.schema))
+                .map_err(|e| parsing(format!("the datum does not match {}: {e}", what())))?;
+        if !datum.is_empty() {
+            return Err(parsing(format!(
+                "{} bytes left after the datum of {}",
+                datum.len(),
+                what()
+            )));
+        }
+        let shape = reader.unwrap_or(self);
+        Ok(to_json(&value, &shape.schema, &shape.names))
     }
 }
 
-/// Confluent-framed Avro datums into the rows of a plan.
-pub struct AvroConfluentDecoder {
+/// Where an Avro message's writer schema comes from.
+pub enum AvroSchemas {
+    /// Confluent framing: the id in each message, looked up in the
+    /// registry.
+    Registry(Arc<dyn SchemaSource>),
+    /// Unframed datums, all written with this one schema (given with the
+    /// pipe, or one subject version of the registry).
+    Fixed(Arc<WriterSchema>),
+}
+
+/// Avro datums into the rows of a plan.
+pub struct AvroDecoder {
     plan: RowPlan,
-    schemas: Arc<dyn SchemaSource>,
+    schemas: AvroSchemas,
+    reader: Option<Arc<WriterSchema>>,
 }
 
-impl AvroConfluentDecoder {
-    pub fn new(plan: RowPlan, schemas: Arc<dyn SchemaSource>) -> Self {
-        AvroConfluentDecoder { plan, schemas }
+impl AvroDecoder {
+    pub fn new(plan: RowPlan, schemas: AvroSchemas, reader: Option<Arc<WriterSchema>>) -> Self {
+        AvroDecoder {
+            plan,
+            schemas,
+            reader,
+        }
     }
 }
 
-fn parsing(message: String) -> RecordError {
-    RecordError {
-        code: ErrorCode::DataParsingError,
-        message,
-    }
-}
-
-/// The schema id and the datum of a Confluent-framed message.
-pub fn confluent_frame(payload: &[u8]) -> Result<(u32, &[u8]), RecordError> {
-    match payload {
-        [0, a, b, c, d, datum @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
-        [0, ..] => Err(parsing(format!(
-            "{} bytes are too short for Confluent's framing (a zero byte and a 4-byte schema id)",
-            payload.len()
-        ))),
-        [first, ..] => Err(parsing(format!(
-            "the message does not start with Confluent's magic byte 0 (found {first}); is it AvroConfluent?"
-        ))),
-        [] => Err(parsing("the message is empty".into())),
-    }
-}
-
-impl Decoder for AvroConfluentDecoder {
+impl Decoder for AvroDecoder {
     fn decode(
         &self,
         payload: &[u8],
         meta: &RecordMeta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<u32, RecordError> {
-        let (id, mut datum) = confluent_frame(payload)?;
-        let writer = self.schemas.schema(id).map_err(|e| RecordError {
-            code: ErrorCode::SourceSchemaError,
-            message: format!("schema id {id}: {e}"),
-        })?;
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, None)
-            .map_err(|e| parsing(format!("the datum does not match schema id {id}: {e}")))?;
-        if !datum.is_empty() {
-            return Err(parsing(format!(
-                "{} bytes left after the datum of schema id {id}",
-                datum.len()
-            )));
-        }
-        let resolved = ResolvedSchema::try_from(&writer.schema)
-            .map_err(|e| parsing(format!("schema id {id}: {e}")))?;
-        let json = to_json(&value, &writer.schema, resolved.get_names());
+        let reader = self.reader.as_deref();
+        let json = match &self.schemas {
+            AvroSchemas::Registry(source) => {
+                let (id, datum) = confluent_frame(payload)?;
+                let registered = source.schema(id).map_err(|e| e.for_record(id))?;
+                let RegisteredSchema::Avro(writer) = registered.as_ref() else {
+                    return Err(SchemaError::permanent(format!(
+                        "it is a {} schema; the pipe reads Avro",
+                        registered.kind()
+                    ))
+                    .for_record(id));
+                };
+                writer.read(datum, reader, &|| format!("schema id {id}"))?
+            }
+            AvroSchemas::Fixed(writer) => {
+                writer.read(payload, reader, &|| "the pipe's Avro schema".to_owned())?
+            }
+        };
         let Some(object) = json.as_object() else {
-            return Err(parsing(format!(
-                "schema id {id} is not a record; a row needs one"
-            )));
+            return Err(parsing(
+                "the Avro schema is not a record; a row needs one".into(),
+            ));
         };
         let virtuals = self
             .plan
@@ -127,7 +159,7 @@ impl Decoder for AvroConfluentDecoder {
     }
 }
 
-fn named<'a>(schema: &'a Schema, names: &'a NamesRef<'_>) -> &'a Schema {
+fn named<'a>(schema: &'a Schema, names: &'a Names) -> &'a Schema {
     match schema {
         Schema::Ref { name } => names
             .get(name)
@@ -137,7 +169,7 @@ fn named<'a>(schema: &'a Schema, names: &'a NamesRef<'_>) -> &'a Schema {
                     .find(|(n, _)| n.name == name.name)
                     .map(|(_, s)| s)
             })
-            .map_or(schema, |s| s),
+            .unwrap_or(schema),
         other => other,
     }
 }
@@ -187,7 +219,7 @@ fn split(value: i64, per_second: i64) -> (i64, u32) {
 
 /// An Avro value as the JSON the row plan reads; `schema` is the value's
 /// own (decimals need their scale).
-pub fn to_json(value: &Avro, schema: &Schema, names: &NamesRef<'_>) -> Json {
+pub fn to_json(value: &Avro, schema: &Schema, names: &HashMap<Name, Schema>) -> Json {
     let schema = named(schema, names);
     match value {
         Avro::Null => Json::new(),

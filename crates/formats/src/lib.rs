@@ -3,11 +3,14 @@
 pub mod avro;
 pub mod infer;
 pub mod json;
+pub mod protobuf;
 pub mod row;
+pub mod schema;
 
 pub use infer::{fit_to_server, infer_columns, Inference, InferredColumn};
 pub use json::{convert, zero_value, ConvertError, JsonDecoder};
 pub use row::{ColumnSource, ErrorCode, RecordError, RecordMeta, RowPlan, VirtualColumn};
+pub use schema::{RegisteredSchema, SchemaError, SchemaSource};
 
 /// A message format: one message's bytes to rows of the destination's
 /// columns, appended to `out` as RowBinary (RowBinaryWithDefaults when the

@@ -84,9 +84,13 @@ pub enum ErrorCode {
     /// ClickHouse refused the row (a constraint, a materialized view's
     /// exception, a value the column cannot hold).
     InsertRejected,
-    /// The message names a schema that cannot be had (an unknown id, a
-    /// registry that does not answer).
+    /// The message names a schema the registry does not have (an unknown
+    /// id, a schema of another kind).
     SourceSchemaError,
+    /// The registry could not be asked. Never written to the error table:
+    /// the replica stops, is Retrying, and reads the record again later,
+    /// so an outage of the registry does not turn a topic into error rows.
+    SchemaUnavailable,
 }
 
 impl ErrorCode {
@@ -97,6 +101,7 @@ impl ErrorCode {
             ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
             ErrorCode::InsertRejected => "INSERT_REJECTED",
             ErrorCode::SourceSchemaError => "SOURCE_SCHEMA_ERROR",
+            ErrorCode::SchemaUnavailable => "SCHEMA_UNAVAILABLE",
         }
     }
 }

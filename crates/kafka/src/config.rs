@@ -153,6 +153,10 @@ mod tests {
             credentials: None,
             ca_certificate: None,
             format: Default::default(),
+            schema_registry: None,
+            avro_schema: None,
+            protobuf_schema: None,
+            message_type: None,
             read_committed: false,
         }
     }

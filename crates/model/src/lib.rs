@@ -7,6 +7,7 @@ pub mod autoscale;
 pub mod batching;
 pub mod destination;
 pub mod egress;
+pub mod format;
 pub mod placement;
 pub mod secret;
 pub mod settings;

@@ -6,7 +6,7 @@
 //! list of where secrets live, used to move them into and out of the
 //! encrypted secret bag.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,8 @@ use uuid::Uuid;
 
 use sluice_clickhouse_types::{expr, ChType};
 
+use crate::format::FormatFields;
+pub use crate::format::{Format, SchemaRegistry};
 use crate::secret::Secret;
 use crate::settings::PipeSettings;
 use crate::size::ReplicaSize;
@@ -80,9 +82,34 @@ impl Source {
     }
 
     fn validate_into(&self, v: &mut Validation) {
+        let p = match self {
+            Source::Kafka(kafka) => {
+                kafka.validate(v, "/source/kafka");
+                "/source/kafka"
+            }
+            Source::Kinesis(kinesis) => {
+                kinesis.validate(v, "/source/kinesis");
+                "/source/kinesis"
+            }
+        };
+        self.format_fields().validate(v, p);
+    }
+
+    pub fn format_fields(&self) -> FormatFields<'_> {
+        macro_rules! fields {
+            ($s:expr) => {
+                FormatFields {
+                    format: $s.format,
+                    schema_registry: $s.schema_registry.as_ref(),
+                    avro_schema: $s.avro_schema.as_deref(),
+                    protobuf_schema: $s.protobuf_schema.as_ref(),
+                    message_type: $s.message_type.as_deref(),
+                }
+            };
+        }
         match self {
-            Source::Kafka(kafka) => kafka.validate(v, "/source/kafka"),
-            Source::Kinesis(kinesis) => kinesis.validate(v, "/source/kinesis"),
+            Source::Kafka(kafka) => fields!(kafka),
+            Source::Kinesis(kinesis) => fields!(kinesis),
         }
     }
 
@@ -91,12 +118,6 @@ impl Source {
     pub fn uses_stream_consumer(&self) -> bool {
         matches!(self, Source::Kinesis(k) if k.use_enhanced_fan_out)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-pub enum Format {
-    #[default]
-    JSONEachRow,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -126,6 +147,24 @@ pub struct KafkaSource {
     /// Immutable.
     #[serde(default)]
     pub format: Format,
+    /// Where Avro and Protobuf schemas come from (`format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistry>,
+    /// An Avro schema (JSON): for `Avro`, the writer schema of every
+    /// message; for `AvroConfluent`, the reader schema each message is
+    /// resolved against. At most 1 MiB; checked when the pipe is saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avro_schema: Option<String>,
+    /// For plain `Protobuf` messages: `.proto` files by the name imports
+    /// use (`shop/orders.proto`), at most 64 of 1 MiB each; compiled when
+    /// the pipe is saved. The well-known types (`google/protobuf/…`) are
+    /// built in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protobuf_schema: Option<BTreeMap<String, String>>,
+    /// The fully qualified type of plain Protobuf messages, e.g.
+    /// `shop.Order`; required with `protobufSchema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
     /// Read only committed records of transactional producers.
     #[serde(default)]
     pub read_committed: bool,
@@ -224,6 +263,24 @@ pub struct KinesisSource {
     /// Immutable.
     #[serde(default)]
     pub format: Format,
+    /// Where Avro and Protobuf schemas come from (`format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_registry: Option<SchemaRegistry>,
+    /// An Avro schema (JSON): for `Avro`, the writer schema of every
+    /// message; for `AvroConfluent`, the reader schema each message is
+    /// resolved against. At most 1 MiB; checked when the pipe is saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avro_schema: Option<String>,
+    /// For plain `Protobuf` messages: `.proto` files by the name imports
+    /// use (`shop/orders.proto`), at most 64 of 1 MiB each; compiled when
+    /// the pipe is saved. The well-known types (`google/protobuf/…`) are
+    /// built in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protobuf_schema: Option<BTreeMap<String, String>>,
+    /// The fully qualified type of plain Protobuf messages, e.g.
+    /// `shop.Order`; required with `protobufSchema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -462,12 +519,32 @@ impl PipeSpec {
                         &mut credentials.private_key,
                     ));
                 }
+                if let Some(credentials) = kafka
+                    .schema_registry
+                    .as_mut()
+                    .and_then(|r| r.credentials.as_mut())
+                {
+                    slots.push((
+                        "source.kafka.schemaRegistry.credentials.password",
+                        &mut credentials.password,
+                    ));
+                }
             }
             Source::Kinesis(kinesis) => {
                 if let Some(access_key) = &mut kinesis.access_key {
                     slots.push((
                         "source.kinesis.accessKey.secretKey",
                         &mut access_key.secret_key,
+                    ));
+                }
+                if let Some(credentials) = kinesis
+                    .schema_registry
+                    .as_mut()
+                    .and_then(|r| r.credentials.as_mut())
+                {
+                    slots.push((
+                        "source.kinesis.schemaRegistry.credentials.password",
+                        &mut credentials.password,
                     ));
                 }
             }
@@ -478,7 +555,8 @@ impl PipeSpec {
     /// Where the source's secrets go and whose they are: changing any of
     /// these needs the secrets again (`crate::secret::secrets_to_resend`).
     pub fn secret_binding(&self) -> crate::secret::Binding {
-        match &self.source {
+        let registry = self.source.format_fields().schema_registry;
+        let mut binding = match &self.source {
             Source::Kafka(kafka) => vec![
                 ("source.kafka.brokers", Some(kafka.brokers.clone())),
                 (
@@ -499,7 +577,17 @@ impl PipeSpec {
                 ),
                 ("source.kinesis.iamRole", kinesis.iam_role.clone()),
             ],
-        }
+        };
+        // The registry's password is only sent to the registry it was
+        // given for, as the same user.
+        binding.push(("schemaRegistry.url", registry.map(|r| r.url.clone())));
+        binding.push((
+            "schemaRegistry.credentials.username",
+            registry
+                .and_then(|r| r.credentials.as_ref())
+                .map(|c| c.username.clone()),
+        ));
+        binding
     }
 
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {
@@ -1068,6 +1156,127 @@ mod tests {
             Some(&*format!("sluice-{id}"))
         );
         assert_eq!(kafka.offset.strategy, OffsetStrategy::FromBeginning);
+    }
+
+    fn format_errors(source: serde_json::Value) -> Vec<(String, String)> {
+        let mut value = kafka_pipe();
+        for (key, field) in source.as_object().unwrap() {
+            value["source"]["kafka"][key] = field.clone();
+        }
+        match parse(value).validate() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| (e.pointer, e.detail)).collect(),
+        }
+    }
+
+    #[test]
+    fn format_fields_are_checked_together() {
+        let p = |field: &str| format!("/source/kafka/{field}");
+        let registry = json!({"url": "https://registry.example:8081"});
+        let proto = json!({"shop/orders.proto":
+            "syntax = \"proto3\"; package shop; message Order { int64 id = 1; }"});
+        let avro = r#"{"type": "record", "name": "O", "fields": [{"name": "id", "type": "long"}]}"#;
+        let valid = [
+            json!({"format": "AvroConfluent", "schemaRegistry": registry}),
+            json!({"format": "AvroConfluent", "schemaRegistry": registry, "avroSchema": avro}),
+            json!({"format": "Avro", "avroSchema": avro}),
+            json!({"format": "Avro", "schemaRegistry": {"url": "http://r/subjects/o-value/versions/2"}}),
+            json!({"format": "Protobuf", "schemaRegistry": registry}),
+            json!({"format": "Protobuf", "protobufSchema": proto, "messageType": "shop.Order"}),
+            json!({"format": "AvroConfluent", "schemaRegistry": {"url": "http://r",
+                "authentication": "PLAIN", "credentials": {"username": "u", "password": "p"}}}),
+        ];
+        for source in valid {
+            assert_eq!(format_errors(source.clone()), Vec::new(), "{source}");
+        }
+        let invalid = [
+            (json!({"schemaRegistry": registry}), p("schemaRegistry")),
+            (json!({"format": "AvroConfluent"}), p("schemaRegistry")),
+            (json!({"format": "Avro"}), p("avroSchema")),
+            (
+                json!({"format": "Avro", "schemaRegistry": registry}),
+                p("avroSchema"),
+            ),
+            (
+                json!({"format": "Avro", "avroSchema": "{\"type\": \"recor"}),
+                p("avroSchema"),
+            ),
+            (json!({"format": "Protobuf"}), p("protobufSchema")),
+            (
+                json!({"format": "Protobuf", "protobufSchema": proto}),
+                p("messageType"),
+            ),
+            (
+                json!({"format": "Protobuf", "protobufSchema": proto, "messageType": "shop.Nope"}),
+                p("messageType"),
+            ),
+            (
+                json!({"format": "Protobuf", "protobufSchema": {"../x.proto": "syntax = \"proto3\";"}, "messageType": "X"}),
+                p("protobufSchema/..~1x.proto"),
+            ),
+            (
+                json!({"format": "Protobuf", "protobufSchema": {"a.proto": "message {"}, "messageType": "A"}),
+                p("protobufSchema"),
+            ),
+            (
+                json!({"format": "Protobuf", "schemaRegistry": {"url": "http://r/schemas/ids/3"}}),
+                p("schemaRegistry/url"),
+            ),
+            (
+                json!({"format": "Protobuf", "schemaRegistry": registry, "messageType": "shop.Order"}),
+                p("messageType"),
+            ),
+            (
+                json!({"format": "AvroConfluent", "schemaRegistry": {"url": "ftp://r"}}),
+                p("schemaRegistry/url"),
+            ),
+            (
+                json!({"format": "AvroConfluent", "schemaRegistry": {"url": "http://r", "authentication": "PLAIN"}}),
+                p("schemaRegistry/credentials"),
+            ),
+            (
+                json!({"format": "AvroConfluent", "schemaRegistry": {"url": "http://r", "authentication": "PLAIN",
+                "credentials": {"username": "u"}}}),
+                p("schemaRegistry/credentials/password"),
+            ),
+            (
+                json!({"format": "AvroConfluent", "schemaRegistry": {"url": "http://r",
+                "credentials": {"username": "u", "password": "p"}}}),
+                p("schemaRegistry/credentials"),
+            ),
+        ];
+        for (source, pointer) in invalid {
+            let errors = format_errors(source.clone());
+            assert!(
+                errors.iter().any(|(p, _)| *p == pointer),
+                "{source}: expected an error at {pointer}, got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_registry_password_is_a_bound_secret() {
+        let mut value = kafka_pipe();
+        value["source"]["kafka"]["format"] = json!("AvroConfluent");
+        value["source"]["kafka"]["schemaRegistry"] = json!({"url": "http://r:8081",
+            "authentication": "PLAIN", "credentials": {"username": "u", "password": "registry-secret"}});
+        let mut spec = parse(value);
+        assert_eq!(spec.validate(), Ok(()));
+        assert!(!serde_json::to_string(&spec)
+            .unwrap()
+            .contains("registry-secret"));
+        let slots: Vec<&str> = spec
+            .secret_slots()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(slots, ["source.kafka.schemaRegistry.credentials.password"]);
+        let before = spec.secret_binding();
+        let Source::Kafka(kafka) = &mut spec.source else {
+            panic!("kafka")
+        };
+        kafka.schema_registry.as_mut().unwrap().url = "http://elsewhere:8081".into();
+        assert_ne!(before, spec.secret_binding());
     }
 
     #[test]

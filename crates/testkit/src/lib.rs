@@ -2,6 +2,8 @@
 //! scripts/stack.sh). Each test gets its own Postgres database, so tests run
 //! in parallel without seeing each other's rows.
 
+pub mod registry;
+
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 

@@ -136,6 +136,10 @@ pub struct Batch<K, P> {
     opened: Option<Instant>,
     pub metrics: Metrics,
     pub counters: Arc<Counters>,
+    /// Why decoding stopped: a record's schema could not be had from the
+    /// registry (`SCHEMA_UNAVAILABLE`). Records after it are not taken;
+    /// the replica stops without committing and reads them all again.
+    pub halted: Option<String>,
 }
 
 impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
@@ -160,6 +164,7 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
             opened: None,
             metrics,
             counters,
+            halted: None,
         }
     }
 
@@ -172,6 +177,9 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
             payload,
             meta,
         } = record;
+        if self.halted.is_some() {
+            return;
+        }
         self.metrics.fetched_events.increment(1);
         self.metrics.fetched_bytes.increment(payload.len() as u64);
         self.counters.fetched_events.fetch_add(1, Ordering::Relaxed);
@@ -209,6 +217,12 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
         } else {
             self.decoder.decode(payload, &meta, &mut entry.rows)
         };
+        if let Err(e) = &outcome {
+            if e.code == ErrorCode::SchemaUnavailable {
+                self.halted = Some(e.message.clone());
+                return;
+            }
+        }
         let mut error = false;
         let mut rows = 0;
         match outcome {

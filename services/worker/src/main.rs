@@ -9,6 +9,7 @@ mod bisect;
 mod blocks;
 mod cpu;
 mod destination;
+mod format;
 mod replica;
 mod telemetry;
 

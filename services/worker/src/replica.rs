@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_clickhouse::Endpoint;
-use sluice_formats::JsonDecoder;
+use sluice_formats::Decoder;
 use sluice_kafka::KafkaSource;
 use sluice_kinesis::KinesisSource;
 use sluice_model::{EgressPolicy, PipeSpec};
@@ -194,6 +194,8 @@ impl Replica {
 
     async fn run_once(&self, failing: &mut Failing) -> Result<(), RunError> {
         let (pipe, spec, prepared) = self.load().await?;
+        let decoder =
+            crate::format::decoder(&spec.source, prepared.plan.clone(), &self.egress).await?;
         let size = spec.scaling.replica_size;
         let run = Run {
             generation: pipe.generation,
@@ -206,7 +208,7 @@ impl Replica {
                 let batch = self.new_batch(
                     &pipe,
                     &spec,
-                    &prepared,
+                    decoder,
                     &source,
                     size.max_kafka_message_bytes(),
                 );
@@ -220,7 +222,7 @@ impl Replica {
                 let batch = self.new_batch(
                     &pipe,
                     &spec,
-                    &prepared,
+                    decoder,
                     &source,
                     size.max_kinesis_record_bytes(),
                 );
@@ -234,14 +236,14 @@ impl Replica {
         &self,
         pipe: &PipeRecord,
         spec: &PipeSpec,
-        prepared: &Prepared,
+        decoder: Box<dyn Decoder>,
         source: &S,
         max_message_bytes: u64,
     ) -> Batch<S::Key, S::Position> {
         let size = spec.scaling.replica_size;
         Batch::new(
             pipe.id,
-            Box::new(JsonDecoder::new(prepared.plan.clone())),
+            decoder,
             sluice_model::batching::BatchLimits::for_pipe(&spec.settings, size),
             max_message_bytes,
             format!("{size:?}"),
@@ -288,6 +290,11 @@ impl Replica {
                 }
                 break Ok(());
             };
+            if let Some(message) = batch.halted.take() {
+                // Nothing read in this run is committed: it is all read
+                // again when the registry answers.
+                break Err(RunError::Source(message));
+            }
             match polled {
                 Ok(Polled::Records) => {
                     if failing.source.take().is_some() {

@@ -764,8 +764,11 @@ export interface components {
             destinationField: string;
             sourceField: string;
         };
-        /** @enum {string} */
-        Format: "JSONEachRow";
+        /**
+         * @description How each message is encoded.
+         * @enum {string}
+         */
+        Format: "JSONEachRow" | "Avro" | "AvroConfluent" | "Protobuf";
         Health: {
             status: string;
         };
@@ -791,6 +794,12 @@ export interface components {
         KafkaSource: {
             authentication?: components["schemas"]["KafkaAuthentication"];
             /**
+             * @description An Avro schema (JSON): for `Avro`, the writer schema of every
+             *     message; for `AvroConfluent`, the reader schema each message is
+             *     resolved against. At most 1 MiB; checked when the pipe is saved.
+             */
+            avroSchema?: string | null;
+            /**
              * @description Bootstrap servers, `host:port` separated by commas. Immutable.
              * @example 127.0.0.1:9092
              */
@@ -802,10 +811,25 @@ export interface components {
             credentials?: null | components["schemas"]["KafkaCredentials"];
             /** @description Immutable. */
             format?: components["schemas"]["Format"];
+            /**
+             * @description The fully qualified type of plain Protobuf messages, e.g.
+             *     `shop.Order`; required with `protobufSchema`.
+             */
+            messageType?: string | null;
             /** @description Where a new consumer group starts reading. Immutable. */
             offset?: components["schemas"]["KafkaOffset"];
+            /**
+             * @description For plain `Protobuf` messages: `.proto` files by the name imports
+             *     use (`shop/orders.proto`), at most 64 of 1 MiB each; compiled when
+             *     the pipe is saved. The well-known types (`google/protobuf/…`) are
+             *     built in.
+             */
+            protobufSchema?: {
+                [key: string]: string;
+            } | null;
             /** @description Read only committed records of transactional producers. */
             readCommitted?: boolean;
+            schemaRegistry?: null | components["schemas"]["SchemaRegistry"];
             /**
              * @description Immutable.
              * @example [
@@ -821,6 +845,12 @@ export interface components {
         KinesisSource: {
             accessKey?: null | components["schemas"]["AccessKey"];
             authentication?: components["schemas"]["KinesisAuthentication"];
+            /**
+             * @description An Avro schema (JSON): for `Avro`, the writer schema of every
+             *     message; for `AvroConfluent`, the reader schema each message is
+             *     resolved against. At most 1 MiB; checked when the pipe is saved.
+             */
+            avroSchema?: string | null;
             /** @description Endpoint override for emulators and VPC endpoints. */
             endpoint?: string | null;
             /**
@@ -835,10 +865,25 @@ export interface components {
             /** @description Immutable. */
             iteratorType?: components["schemas"]["IteratorType"];
             /**
+             * @description The fully qualified type of plain Protobuf messages, e.g.
+             *     `shop.Order`; required with `protobufSchema`.
+             */
+            messageType?: string | null;
+            /**
+             * @description For plain `Protobuf` messages: `.proto` files by the name imports
+             *     use (`shop/orders.proto`), at most 64 of 1 MiB each; compiled when
+             *     the pipe is saved. The well-known types (`google/protobuf/…`) are
+             *     built in.
+             */
+            protobufSchema?: {
+                [key: string]: string;
+            } | null;
+            /**
              * @description Immutable.
              * @example us-east-1
              */
             region: string;
+            schemaRegistry?: null | components["schemas"]["SchemaRegistry"];
             /** @description Immutable. */
             streamName: string;
             /**
@@ -1216,6 +1261,12 @@ export interface components {
              */
             type: string;
         };
+        /** @enum {string} */
+        RegistryAuthentication: "NONE" | "PLAIN";
+        RegistryCredentials: {
+            password?: null | components["schemas"]["Secret"];
+            username: string;
+        };
         ReplicaCounts: {
             /** Format: int32 */
             desired: number;
@@ -1323,6 +1374,26 @@ export interface components {
              *     of `POST /v1/sources/sample`. At most 1000.
              */
             samples: string[];
+        };
+        SchemaRegistry: {
+            authentication?: components["schemas"]["RegistryAuthentication"];
+            /**
+             * @description PEM bundle trusted for the registry's certificate besides the
+             *     public roots.
+             */
+            caCertificate?: string | null;
+            credentials?: null | components["schemas"]["RegistryCredentials"];
+            /**
+             * @description The registry's root (`https://registry:8081`): each message's schema
+             *     id is looked up. A subject (`…/subjects/orders-value`, its latest
+             *     version when the pipe starts), a subject version
+             *     (`…/subjects/orders-value/versions/3`) or a schema
+             *     (`…/schemas/ids/42`) pins a schema: for `Avro` the writer schema,
+             *     for `AvroConfluent` the reader schema each message is resolved
+             *     against. `Protobuf` takes the root only.
+             * @example https://registry.example.com:8081
+             */
+            url: string;
         };
         /** @description Write-only: stored encrypted and never returned by any endpoint. */
         Secret: string;

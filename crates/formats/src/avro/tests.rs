@@ -5,6 +5,7 @@ use sluice_clickhouse_types::ChType;
 
 use super::*;
 use crate::json::JsonDecoder;
+use crate::row::ErrorCode;
 
 const SCHEMA: &str = r#"{
   "type": "record", "name": "Order", "namespace": "shop",
@@ -29,22 +30,22 @@ const SCHEMA: &str = r#"{
   ]
 }"#;
 
-struct Registry(HashMap<u32, Arc<WriterSchema>>);
+struct Registry(HashMap<u32, Arc<RegisteredSchema>>);
 
 impl SchemaSource for Registry {
-    fn schema(&self, id: u32) -> Result<Arc<WriterSchema>, SchemaError> {
+    fn schema(&self, id: u32) -> Result<Arc<RegisteredSchema>, SchemaError> {
         self.0
             .get(&id)
             .cloned()
-            .ok_or_else(|| SchemaError(format!("no schema has id {id}")))
+            .ok_or_else(|| SchemaError::permanent(format!("no schema has id {id}")))
     }
 }
 
-fn registry() -> Arc<Registry> {
-    Arc::new(Registry(HashMap::from([(
+fn registry() -> AvroSchemas {
+    AvroSchemas::Registry(Arc::new(Registry(HashMap::from([(
         7,
-        Arc::new(WriterSchema::parse(SCHEMA).unwrap()),
-    )])))
+        Arc::new(RegisteredSchema::Avro(WriterSchema::parse(SCHEMA).unwrap())),
+    )]))))
 }
 
 fn plan(columns: &[(&str, &str)], mappings: &[(&str, &str)]) -> RowPlan {
@@ -135,7 +136,7 @@ fn avro_records_land_as_their_json_twin_would() {
         ("customer.name", "customer_name"),
         ("customer.since", "customer_since"),
     ];
-    let avro = AvroConfluentDecoder::new(plan(&columns, &mappings), registry());
+    let avro = AvroDecoder::new(plan(&columns, &mappings), registry(), None);
     let mut from_avro = Vec::new();
     let rows = avro
         .decode(
@@ -160,7 +161,7 @@ fn avro_records_land_as_their_json_twin_would() {
 
 #[test]
 fn framing_schemas_and_datums_are_checked() {
-    let avro = AvroConfluentDecoder::new(plan(&[("id", "UInt64")], &[]), registry());
+    let avro = AvroDecoder::new(plan(&[("id", "UInt64")], &[]), registry(), None);
     let mut out = Vec::new();
     let meta = RecordMeta::default();
 
@@ -196,4 +197,122 @@ fn decimals_keep_every_digit() {
     assert_eq!(decimal_text(-5, 3), "-0.005");
     assert_eq!(decimal_text(i128::MIN, 0), i128::MIN.to_string());
     assert_eq!(decimal_text(100, 0), "100");
+}
+
+const V1: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "kind", "type": "string"}]}"#;
+const V2: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "kind", "type": "string"},
+  {"name": "region", "type": ["null", "string"], "default": null}]}"#;
+
+fn datum(schema: &str, value: Avro) -> Vec<u8> {
+    apache_avro::to_avro_datum(&Schema::parse_str(schema).unwrap(), value).unwrap()
+}
+
+fn event(id: i64, region: Option<&str>) -> Avro {
+    let mut fields = vec![
+        ("id".to_owned(), Avro::Long(id)),
+        ("kind".to_owned(), Avro::String("click".into())),
+    ];
+    if let Some(region) = region {
+        fields.push((
+            "region".to_owned(),
+            Avro::Union(1, Box::new(Avro::String(region.into()))),
+        ));
+    }
+    Avro::Record(fields)
+}
+
+fn decoded(decoder: &dyn Decoder, payload: &[u8]) -> Result<Vec<u8>, RecordError> {
+    let mut out = Vec::new();
+    decoder.decode(payload, &RecordMeta::default(), &mut out)?;
+    Ok(out)
+}
+
+/// Unframed datums of the pipe's own schema land as their JSON twins.
+#[test]
+fn plain_avro_reads_with_the_pipes_schema() {
+    let columns = [("id", "Int64"), ("kind", "String")];
+    let avro = AvroDecoder::new(
+        plan(&columns, &[]),
+        AvroSchemas::Fixed(Arc::new(WriterSchema::parse(V1).unwrap())),
+        None,
+    );
+    let json = JsonDecoder::new(plan(&columns, &[]));
+    assert_eq!(
+        decoded(&avro, &datum(V1, event(5, None))).unwrap(),
+        decoded(&json, br#"{"id": 5, "kind": "click"}"#).unwrap()
+    );
+    let error = decoded(&avro, &[0x80]).unwrap_err();
+    assert_eq!(error.code, ErrorCode::DataParsingError);
+}
+
+/// With a reader schema pinned, a datum of a newer writer schema is
+/// resolved against it (the new field is not read), and a datum of an
+/// older one gets the reader's default.
+#[test]
+fn a_pinned_reader_schema_resolves_older_and_newer_writers() {
+    let columns = [("id", "Int64"), ("region", "Nullable(String)")];
+    let source = Registry(HashMap::from([
+        (
+            1,
+            Arc::new(RegisteredSchema::Avro(WriterSchema::parse(V1).unwrap())),
+        ),
+        (
+            2,
+            Arc::new(RegisteredSchema::Avro(WriterSchema::parse(V2).unwrap())),
+        ),
+    ]));
+    let frame = |id: u32, body: Vec<u8>| {
+        let mut message = vec![0];
+        message.extend_from_slice(&id.to_be_bytes());
+        message.extend(body);
+        message
+    };
+    let pinned_v1 = AvroDecoder::new(
+        plan(&columns, &[]),
+        AvroSchemas::Registry(Arc::new(Registry(source.0.clone()))),
+        Some(Arc::new(WriterSchema::parse(V1).unwrap())),
+    );
+    let json = JsonDecoder::new(plan(&columns, &[]));
+    assert_eq!(
+        decoded(&pinned_v1, &frame(2, datum(V2, event(1, Some("eu"))))).unwrap(),
+        decoded(&json, br#"{"id": 1}"#).unwrap(),
+        "the reader has no region: it is not read"
+    );
+    let pinned_v2 = AvroDecoder::new(
+        plan(&columns, &[]),
+        AvroSchemas::Registry(Arc::new(source)),
+        Some(Arc::new(WriterSchema::parse(V2).unwrap())),
+    );
+    assert_eq!(
+        decoded(&pinned_v2, &frame(1, datum(V1, event(2, None)))).unwrap(),
+        decoded(&json, br#"{"id": 2, "region": null}"#).unwrap()
+    );
+    assert_eq!(
+        decoded(&pinned_v2, &frame(2, datum(V2, event(3, Some("eu"))))).unwrap(),
+        decoded(&json, br#"{"id": 3, "region": "eu"}"#).unwrap()
+    );
+}
+
+struct Unreachable;
+
+impl SchemaSource for Unreachable {
+    fn schema(&self, _: u32) -> Result<Arc<RegisteredSchema>, SchemaError> {
+        Err(SchemaError::transient("connection refused"))
+    }
+}
+
+/// A registry that cannot be asked is not the record's fault: the code
+/// says so, and the batch stops instead of writing an error row.
+#[test]
+fn an_unreachable_registry_is_schema_unavailable_not_a_bad_record() {
+    let avro = AvroDecoder::new(
+        plan(&[("id", "Int64")], &[]),
+        AvroSchemas::Registry(Arc::new(Unreachable)),
+        None,
+    );
+    let error = decoded(&avro, &framed(7, order(1, 1))).unwrap_err();
+    assert_eq!(error.code, ErrorCode::SchemaUnavailable);
+    assert!(error.message.contains("connection refused"), "{error}");
 }

@@ -202,7 +202,17 @@ pub(crate) async fn source_egress(state: &AppState, source: &Source) -> ApiResul
             None => Ok(()),
         },
     };
-    denied.map_err(|(pointer, e)| Problem::egress_denied(Some(pointer), e))
+    denied.map_err(|(pointer, e)| Problem::egress_denied(Some(pointer), e))?;
+    if let Some(registry) = source.format_fields().schema_registry {
+        let pointer = match source {
+            Source::Kafka(_) => "/source/kafka/schemaRegistry/url",
+            Source::Kinesis(_) => "/source/kinesis/schemaRegistry/url",
+        };
+        egress::check_url(&state.egress, &registry.url)
+            .await
+            .map_err(|e| Problem::egress_denied(Some(pointer), e))?;
+    }
+    Ok(())
 }
 
 fn require_brokers(kafka: &KafkaSource) -> ApiResult<()> {

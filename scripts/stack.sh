@@ -293,11 +293,14 @@ kinesis_up() {
 
 # --- chdb: the ClickHouse engine in-process, behind tests/chdb-front --------------
 # Python packages: chdb (the engine), lz4, clickhouse-cityhash (checksums of
-# ClickHouse's compressed blocks). Wheels are kept in $cache_dir/pip so later
-# runs install offline.
-chdb_packages=(chdb lz4 clickhouse-cityhash)
+# ClickHouse's compressed blocks), and confluent-kafka with its registry
+# serializers (the tests' Avro and Protobuf messages are written by them).
+# Wheels are kept in $cache_dir/pip so later runs install offline.
+chdb_packages=(chdb lz4 clickhouse-cityhash "confluent-kafka[avro,protobuf,schemaregistry]")
 
-chdb_installed() { python3 -c "import chdb, lz4.block, lz4.frame, clickhouse_cityhash.cityhash" 2>/dev/null; }
+chdb_installed() {
+  python3 -c "import chdb, lz4.block, lz4.frame, clickhouse_cityhash.cityhash, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf" 2>/dev/null
+}
 
 # pip_install <args...>: pip install, also where Debian marks the system
 # Python as externally managed (PEP 668).

@@ -323,9 +323,16 @@ fn well_known(message: &DynamicMessage) -> Option<Json> {
             let Some(set) = descriptor.fields().find(|f| message.has_field(f)) else {
                 return Some(Json::new());
             };
-            match set.name() {
-                "null_value" => Json::new(),
-                _ => value_json(&message.get_field(&set), &set.kind()),
+            match (set.name(), message.get_field(&set).as_ref()) {
+                ("null_value", _) => Json::new(),
+                // JSON has one kind of number: a whole one reads as JSON
+                // writers print it (`7`, not `7.0`).
+                ("number_value", Value::F64(n))
+                    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 =>
+                {
+                    Json::from(*n as i64)
+                }
+                (_, value) => value_json(value, &set.kind()),
             }
         }
         _ => return None,

@@ -1007,3 +1007,98 @@ impl Drop for TlsFront {
         self.task.abort();
     }
 }
+
+/// How `confluent_serialize` encodes records.
+pub enum ConfluentSerializer<'a> {
+    /// confluent-kafka's AvroSerializer with this schema (JSON).
+    Avro { schema: &'a str },
+    /// confluent-kafka's ProtobufSerializer for `message_type` of these
+    /// `.proto` files (name, text).
+    Protobuf {
+        files: &'a [(&'a str, &'a str)],
+        message_type: &'a str,
+    },
+}
+
+/// `.proto` files (name, text) compiled into a descriptor set, imports
+/// and well-known types included, dependencies first.
+pub fn descriptor_set(files: &[(&str, &str)]) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("sluice-proto-{}", uuid::Uuid::new_v4().simple()));
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("proto dir");
+        std::fs::write(&path, text).expect("writing a .proto file");
+    }
+    let set = protox::compile(files.iter().map(|(name, _)| *name), [&dir])
+        .unwrap_or_else(|e| panic!("compiling the test's .proto files: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    prost::Message::encode_to_vec(&set)
+}
+
+/// Serializes `records` with the official Confluent serializers (Python's
+/// confluent-kafka, tests/e2e/py/serialize.py), which register their
+/// schemas in `registry` under `<topic>-value` and frame every message as
+/// production producers do. Returns one payload per record.
+pub fn confluent_serialize(
+    registry: &str,
+    credentials: Option<(&str, &str)>,
+    topic: &str,
+    serializer: ConfluentSerializer<'_>,
+    records: &[Value],
+) -> Vec<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!(
+        "sluice-serialize-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let records_path = dir.join("records.jsonl");
+    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(&records_path, lines.join("\n")).expect("writing records");
+    let out = dir.join("out.hex");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py/serialize.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(&script)
+        .args(["--registry", registry, "--subject-topic", topic])
+        .arg("--records")
+        .arg(&records_path)
+        .arg("--out")
+        .arg(&out);
+    if let Some((user, password)) = credentials {
+        command.args(["--user", user, "--password", password]);
+    }
+    match serializer {
+        ConfluentSerializer::Avro { schema } => {
+            let path = dir.join("schema.avsc");
+            std::fs::write(&path, schema).expect("writing the schema");
+            command.arg("--avro-schema").arg(path);
+        }
+        ConfluentSerializer::Protobuf {
+            files,
+            message_type,
+        } => {
+            let path = dir.join("schema.pb");
+            std::fs::write(&path, descriptor_set(files)).expect("writing the descriptor set");
+            command
+                .arg("--descriptor-set")
+                .arg(path)
+                .args(["--message-type", message_type]);
+        }
+    }
+    let output = command.output().expect("running python3 serialize.py");
+    assert!(
+        output.status.success(),
+        "serialize.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).expect("serialize.py's output");
+    let _ = std::fs::remove_dir_all(&dir);
+    text.lines()
+        .map(|line| {
+            (0..line.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&line[i..i + 2], 16).expect("hex"))
+                .collect()
+        })
+        .collect()
+}

@@ -112,7 +112,7 @@ fn protobuf_messages_land_as_their_json_twin_would() {
     let twin = br#"{"id": -7, "big": 18446744073709551615, "score": 0.5, "active": true,
         "note": "fragile", "status": "PAID", "tags": ["a", "b"], "attributes": {"weight": 3},
         "total": {"currency": "EUR", "cents": 1234}, "at": "2023-11-14T22:13:20.123456789Z",
-        "took": 1500000000, "maybe": 42, "extra": {"n": 1.0, "source": "web"},
+        "took": 1500000000, "maybe": 42, "extra": {"n": 1, "source": "web"},
         "coupon": null, "card": "visa", "iban": null, "raw": "AB12",
         "lines": [{"sku": "x", "quantity": 2}]}"#;
     let mut from_json = Vec::new();

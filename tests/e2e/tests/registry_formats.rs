@@ -57,11 +57,11 @@ fn reading(i: u64) -> Value {
     json!({
         "id": i,
         "small": -(i as i64),
-        "ok": i % 2 == 0,
+        "ok": i.is_multiple_of(2),
         "ratio": 0.5,
         "score": i as f64 * 1.25,
         "label": format!("r{i}"),
-        "note": if i % 3 == 0 { Value::Null } else { json!(format!("n{i}")) },
+        "note": if i.is_multiple_of(3) { Value::Null } else { json!(format!("n{i}")) },
         "status": STATUSES[(i % 3) as usize],
         "tags": ["a", format!("b{i}")],
         "attrs": {"x": i},
@@ -76,7 +76,7 @@ fn reading(i: u64) -> Value {
         "at_us": 1_700_000_000_000_000u64 + i,
         "at_ns": 1_700_000_000_000_000_000u64 + i,
         "local_ms": 1_700_000_000_000u64 + i,
-        "either": if i % 2 == 0 { json!(format!("s{i}")) } else { json!(i) },
+        "either": if i.is_multiple_of(2) { json!(format!("s{i}")) } else { json!(i) },
         "span": {"$hex": hex(&span)}
     })
 }
@@ -272,7 +272,7 @@ message Order {
 fn order(i: u64) -> Value {
     let mut order = json!({
         "id": i.to_string(), "big": "18446744073709551615", "score": i as f64 * 0.5,
-        "active": i % 2 == 0, "note": format!("n{i}"),
+        "active": i.is_multiple_of(2), "note": format!("n{i}"),
         "status": STATUSES[(i % 3) as usize],
         "tags": ["a", format!("t{i}")], "attributes": {"w": i},
         "total": {"currency": "EUR", "cents": (i * 100).to_string()},
@@ -281,7 +281,7 @@ fn order(i: u64) -> Value {
         "raw": "QUIxMg==", "lines": [{"sku": format!("s{i}"), "quantity": 2}],
         "delta": -(i as i64), "checksum": i.to_string(), "ratio": 0.25
     });
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         order["maybe"] = json!(i.to_string());
         order["coupon"] = json!(format!("c{i}"));
         order["card"] = json!("visa");
@@ -319,7 +319,7 @@ const ORDER_COLUMNS: &str = r#"[
 const ORDER_SELECT: &str = "SELECT id, big, score, active, note, status, tags, attributes, total_currency, total_cents, at, took, maybe, extra, coupon, card, iban, raw, lines, delta, checksum, ratio";
 
 fn order_row(i: u64) -> String {
-    let even = i % 2 == 0;
+    let even = i.is_multiple_of(2);
     format!(
         "{i}\t18446744073709551615\t{}\t{}\tn{i}\t{}\t['a','t{i}']\t{{'w':{i}}}\tEUR\t{}\t2023-11-14 22:13:{:02}.123456789\t1500000000\t{}\t{{\"n\":{i},\"source\":\"web\"}}\t{}\t{}\t{}\tAB12\t[('s{i}',2)]\t-{i}\t{i}\t0.25",
         i as f64 * 0.5,

@@ -125,24 +125,7 @@ impl Decoder for AvroDecoder {
         meta: &RecordMeta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<u32, RecordError> {
-        let reader = self.reader.as_deref();
-        let json = match &self.schemas {
-            AvroSchemas::Registry(source) => {
-                let (id, datum) = confluent_frame(payload)?;
-                let registered = source.schema(id).map_err(|e| e.for_record(id))?;
-                let RegisteredSchema::Avro(writer) = registered.as_ref() else {
-                    return Err(SchemaError::permanent(format!(
-                        "it is a {} schema; the pipe reads Avro",
-                        registered.kind()
-                    ))
-                    .for_record(id));
-                };
-                writer.read(datum, reader, &|| format!("schema id {id}"))?
-            }
-            AvroSchemas::Fixed(writer) => {
-                writer.read(payload, reader, &|| "the pipe's Avro schema".to_owned())?
-            }
-        };
+        let (_, json) = self.read(payload)?;
         let Some(object) = json.as_object() else {
             return Err(parsing(
                 "the Avro schema is not a record; a row needs one".into(),
@@ -156,6 +139,31 @@ impl Decoder for AvroDecoder {
         encode_row(&self.plan, object, virtuals.as_ref(), out)
             .inspect_err(|_| out.truncate(start))?;
         Ok(1)
+    }
+
+    fn read(&self, payload: &[u8]) -> Result<(Option<u32>, Json), RecordError> {
+        let reader = self.reader.as_deref();
+        match &self.schemas {
+            AvroSchemas::Registry(source) => {
+                let (id, datum) = confluent_frame(payload)?;
+                let registered = source.schema(id).map_err(|e| e.for_record(id))?;
+                let RegisteredSchema::Avro(writer) = registered.as_ref() else {
+                    return Err(SchemaError::permanent(format!(
+                        "it is a {} schema; the pipe reads Avro",
+                        registered.kind()
+                    ))
+                    .for_record(id));
+                };
+                Ok((
+                    Some(id),
+                    writer.read(datum, reader, &|| format!("schema id {id}"))?,
+                ))
+            }
+            AvroSchemas::Fixed(writer) => Ok((
+                None,
+                writer.read(payload, reader, &|| "the pipe's Avro schema".to_owned())?,
+            )),
+        }
     }
 }
 

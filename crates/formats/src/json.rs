@@ -77,6 +77,20 @@ impl Decoder for JsonDecoder {
         }
         result
     }
+
+    fn read(&self, payload: &[u8]) -> Result<(Option<u32>, Json), RecordError> {
+        let mut rows = Vec::new();
+        for value in values(payload) {
+            rows.push(value.map_err(|e| RecordError {
+                code: ErrorCode::DataParsingError,
+                message: format!("not valid JSON: {e}"),
+            })?);
+        }
+        Ok(match rows.len() {
+            1 => (None, rows.remove(0)),
+            _ => (None, Json::from(sonic_rs::Array::from(rows))),
+        })
+    }
 }
 
 impl JsonDecoder {

@@ -1,6 +1,7 @@
 //! Turning source records into ClickHouse rows.
 
 pub mod avro;
+pub mod columns;
 pub mod infer;
 pub mod json;
 pub mod protobuf;
@@ -23,4 +24,9 @@ pub trait Decoder: Send + Sync {
         meta: &RecordMeta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<u32, RecordError>;
+
+    /// The message as the JSON its rows are read from, and the registry
+    /// schema id it names (registry formats): what the wizard's sample
+    /// view shows.
+    fn read(&self, payload: &[u8]) -> Result<(Option<u32>, sonic_rs::Value), RecordError>;
 }

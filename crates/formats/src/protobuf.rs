@@ -232,7 +232,22 @@ impl Decoder for ProtobufDecoder {
         meta: &RecordMeta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<u32, RecordError> {
-        let (message, what) = match &self.messages {
+        let (_, json) = self.read(payload)?;
+        let Some(object) = json.as_object() else {
+            return Err(parsing("the message is not read as a record".into()));
+        };
+        let virtuals = self
+            .plan
+            .uses_virtual
+            .then(|| virtual_values(payload, meta));
+        let start = out.len();
+        encode_row(&self.plan, object, virtuals.as_ref(), out)
+            .inspect_err(|_| out.truncate(start))?;
+        Ok(1)
+    }
+
+    fn read(&self, payload: &[u8]) -> Result<(Option<u32>, Json), RecordError> {
+        let (id, message, what) = match &self.messages {
             ProtoMessages::Registry(source) => {
                 let (id, rest) = confluent_frame(payload)?;
                 let (indexes, body) = message_indexes(rest)?;
@@ -249,27 +264,17 @@ impl Decoder for ProtobufDecoder {
                         .for_record(id)
                 })?;
                 let what = format!("{} (schema id {id})", descriptor.full_name());
-                (DynamicMessage::decode(descriptor, body), what)
+                (Some(id), DynamicMessage::decode(descriptor, body), what)
             }
             ProtoMessages::Fixed(descriptor) => (
+                None,
                 DynamicMessage::decode(descriptor.clone(), payload),
                 descriptor.full_name().to_owned(),
             ),
         };
         let message =
             message.map_err(|e| parsing(format!("the bytes are not a {what} message: {e}")))?;
-        let json = message_json(&message);
-        let Some(object) = json.as_object() else {
-            return Err(parsing(format!("{what} is not read as a record")));
-        };
-        let virtuals = self
-            .plan
-            .uses_virtual
-            .then(|| virtual_values(payload, meta));
-        let start = out.len();
-        encode_row(&self.plan, object, virtuals.as_ref(), out)
-            .inspect_err(|_| out.truncate(start))?;
-        Ok(1)
+        Ok((id, message_json(&message)))
     }
 }
 

@@ -12,6 +12,8 @@
 //! replica's task for the request only (`block_in_place`, so the runtime's
 //! other tasks go on); ids repeat, so this happens once per id.
 
+pub mod pipe;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -594,3 +594,95 @@ async fn kinesis_avro_confluent_lands() {
     );
     sluice_e2e::delete_stream(&kinesis, &stream).await;
 }
+
+/// The wizard's path through the API: the sample shows each message
+/// decoded with its schema id, schema discovery derives the table from the
+/// registered schema (not from samples), and a pipe created with exactly
+/// those columns lands every record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_table_comes_from_the_registered_schema() {
+    let registry = TestRegistry::start(None).await;
+    let clickhouse = ClickHouse::create_modern().await;
+    let services = Services::start().await;
+    let topic = format!("discover-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 1).await;
+    let messages = keyed(confluent_serialize(
+        &registry.url,
+        None,
+        &topic,
+        ConfluentSerializer::Avro { schema: READING },
+        &(0..50).map(reading).collect::<Vec<_>>(),
+    ));
+    produce(&producer(), &topic, &messages);
+    let source = json!({"kafka": {
+        "brokers": sluice_e2e::kafka_brokers(), "topics": [topic],
+        "format": "AvroConfluent", "schemaRegistry": {"url": registry.url}
+    }});
+
+    let (status, sample) = services
+        .call(
+            reqwest::Method::POST,
+            "/v1/sources/sample",
+            Some(json!({"source": source, "limit": 3})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sample}");
+    let first = &sample["messages"][0];
+    assert_eq!(first["schemaId"], 1, "{first}");
+    assert_eq!(first["valueEncoding"], "base64", "{first}");
+    assert!(first["decoded"]["customer"]["name"].is_string(), "{first}");
+
+    let destination = services.create_destination(&clickhouse).await;
+    let (status, discovered) = services
+        .call(
+            reqwest::Method::POST,
+            "/v1/schema-discovery",
+            Some(json!({"samples": [], "source": source, "destinationId": destination})),
+        )
+        .await;
+    assert_eq!(status, 200, "{discovered}");
+    assert_eq!(
+        discovered["schema"],
+        format!("the latest version of subject {topic}-value (schema id 1)")
+    );
+    let columns: Vec<Value> = discovered["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!({"name": c["name"], "type": c["type"]}))
+        .collect();
+    let mappings: Vec<Value> = discovered["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] != c["sourceField"])
+        .map(|c| json!({"sourceField": c["sourceField"], "destinationField": c["name"]}))
+        .collect();
+    assert_eq!(columns.len(), 24, "{discovered}");
+    assert_eq!(
+        columns
+            .iter()
+            .find(|c| c["name"] == "customer_name")
+            .unwrap()["type"],
+        "String"
+    );
+    services
+        .create_and_start(json!({
+            "name": "from the schema",
+            "source": source,
+            "destination": {
+                "destinationId": destination, "table": "discovered", "managedTable": true,
+                "tableDefinition": {"engine": "MergeTree", "sortingKey": ["id"]},
+                "columns": columns
+            },
+            "fieldMappings": mappings,
+            "settings": {"streaming_max_insert_wait_ms": 500}
+        }))
+        .await;
+    wait_for_rows(&clickhouse, "discovered", 50).await;
+    assert_eq!(clickhouse.count("discovered_sluice_errors").await, 0);
+    assert_eq!(
+        scalar(&clickhouse, "SELECT customer_name, customer_tier, toString(at_ns), variantType(either) FROM discovered WHERE id = 7 FORMAT TSV").await,
+        "c7\t2\t2023-11-14 22:13:20.000000007\tInt64"
+    );
+}

@@ -748,6 +748,16 @@ export interface components {
         };
         DiscoveredSchema: {
             columns: components["schemas"]["DiscoveredColumn"][];
+            /**
+             * @description Where the columns came from when a schema gave them, e.g. "the
+             *     latest version of subject orders-value (schema id 4)".
+             */
+            schema?: string | null;
+            /**
+             * Format: int32
+             * @description The registry id of that schema.
+             */
+            schemaId?: number | null;
             /** @description Samples that were not JSON objects and were left out. */
             unparsed: number;
         };
@@ -1316,12 +1326,28 @@ export interface components {
          */
         ReplicaSize: "XS" | "S" | "M" | "L" | "XL";
         SampleMessage: {
+            /**
+             * @description Why the message cannot be read with the source's format: the
+             *     pipe would put it in the error table with this reason.
+             */
+            decodeError?: string | null;
+            /**
+             * @description Avro and Protobuf: the message read with the source's format, as
+             *     the JSON its columns are filled from.
+             */
+            decoded?: Record<string, never> | null;
             /** @description Kafka key, or Kinesis partition key, as UTF-8 text. */
             key?: string | null;
             /** Format: int64 */
             offset?: number | null;
             /** Format: int32 */
             partition?: number | null;
+            /**
+             * Format: int32
+             * @description The registry id of the schema the message names (AvroConfluent,
+             *     and Protobuf through a registry).
+             */
+            schemaId?: number | null;
             sequenceNumber?: string | null;
             shardId?: string | null;
             /**
@@ -1374,6 +1400,7 @@ export interface components {
              *     of `POST /v1/sources/sample`. At most 1000.
              */
             samples: string[];
+            source?: null | components["schemas"]["Source"];
         };
         SchemaRegistry: {
             authentication?: components["schemas"]["RegistryAuthentication"];

@@ -12,9 +12,10 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sluice_clickhouse::ChType;
-use sluice_formats::fit_to_server;
+use sluice_formats::{fit_to_server, RowPlan};
 use sluice_kafka::probe::{self as kafka_probe, ProbeError};
-use sluice_model::{FieldError, KafkaSource, KinesisSource, Source};
+use sluice_model::{FieldError, Format, KafkaSource, KinesisSource, Source};
+use sluice_registry::pipe::FormatError;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -132,6 +133,19 @@ pub struct SampleMessage {
     /// Kafka: the message timestamp; Kinesis: the approximate arrival.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
+    /// Avro and Protobuf: the message read with the source's format, as
+    /// the JSON its columns are filled from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub decoded: Option<serde_json::Value>,
+    /// The registry id of the schema the message names (AvroConfluent,
+    /// and Protobuf through a registry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<u32>,
+    /// Why the message cannot be read with the source's format: the
+    /// pipe would put it in the error table with this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode_error: Option<String>,
 }
 
 impl SampleMessage {
@@ -149,8 +163,68 @@ impl SampleMessage {
             shard_id: None,
             sequence_number: None,
             timestamp: None,
+            decoded: None,
+            schema_id: None,
+            decode_error: None,
         }
     }
+}
+
+fn format_problem(source: &Source, error: FormatError) -> Problem {
+    match error {
+        FormatError::Transient(detail) => unreachable(format!("the schema registry: {detail}")),
+        FormatError::Permanent(detail) => {
+            let pointer = match source {
+                Source::Kafka(_) => "/source/kafka/format",
+                Source::Kinesis(_) => "/source/kinesis/format",
+            };
+            field_error(pointer, &detail)
+        }
+    }
+}
+
+/// Reads each sampled message with the source's format (Avro, Protobuf);
+/// JSON messages are shown as they are.
+async fn decode_samples(
+    state: &AppState,
+    source: &Source,
+    raw: Vec<Vec<u8>>,
+    messages: &mut [SampleMessage],
+) -> ApiResult<()> {
+    if source.format_fields().format == Format::JSONEachRow {
+        return Ok(());
+    }
+    let decoder = sluice_registry::pipe::decoder(
+        source,
+        RowPlan::new(Vec::new(), &[]),
+        Some(state.egress.clone()),
+    )
+    .await
+    .map_err(|e| format_problem(source, e))?;
+    // A schema not cached yet is fetched as the message is read, which
+    // blocks: off the async threads.
+    let decoded = tokio::task::spawn_blocking(move || {
+        raw.iter()
+            .map(|payload| decoder.read(payload))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "decoding a sample panicked");
+        Problem::internal()
+    })?;
+    for (message, outcome) in messages.iter_mut().zip(decoded) {
+        match outcome {
+            Ok((schema_id, json)) => {
+                message.schema_id = schema_id;
+                message.decoded = sonic_rs::to_string(&json)
+                    .ok()
+                    .and_then(|text| serde_json::from_str(&text).ok());
+            }
+            Err(e) => message.decode_error = Some(e.to_string()),
+        }
+    }
+    Ok(())
 }
 
 fn field_error(pointer: &str, detail: &str) -> Problem {
@@ -446,14 +520,19 @@ async fn sample_source(
             };
             sampled
                 .into_iter()
-                .map(|m| SampleMessage {
-                    key: m.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
-                    partition: Some(m.partition),
-                    offset: Some(m.offset),
-                    timestamp: m.timestamp_ms.and_then(DateTime::from_timestamp_millis),
-                    ..SampleMessage::new(m.value)
+                .map(|m| {
+                    (
+                        m.value.clone(),
+                        SampleMessage {
+                            key: m.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                            partition: Some(m.partition),
+                            offset: Some(m.offset),
+                            timestamp: m.timestamp_ms.and_then(DateTime::from_timestamp_millis),
+                            ..SampleMessage::new(m.value)
+                        },
+                    )
                 })
-                .collect()
+                .collect::<Vec<_>>()
         }
         Source::Kinesis(source) => {
             if source.stream_name.trim().is_empty() {
@@ -471,16 +550,23 @@ async fn sample_source(
             .await
             .map_err(unreachable)?
             .into_iter()
-            .map(|r| SampleMessage {
-                key: Some(r.partition_key),
-                shard_id: Some(r.shard_id),
-                sequence_number: Some(r.sequence_number),
-                timestamp: r.arrived_at,
-                ..SampleMessage::new(r.data)
+            .map(|r| {
+                (
+                    r.data.clone(),
+                    SampleMessage {
+                        key: Some(r.partition_key),
+                        shard_id: Some(r.shard_id),
+                        sequence_number: Some(r.sequence_number),
+                        timestamp: r.arrived_at,
+                        ..SampleMessage::new(r.data)
+                    },
+                )
             })
-            .collect()
+            .collect::<Vec<_>>()
         }
     };
+    let (raw, mut messages): (Vec<Vec<u8>>, Vec<SampleMessage>) = messages.into_iter().unzip();
+    decode_samples(&state, &request.source, raw, &mut messages).await?;
     Ok(Json(SourceSample { messages }))
 }
 
@@ -495,6 +581,13 @@ pub struct SchemaDiscoveryRequest {
     /// `DateTime` and so on instead.
     #[serde(default)]
     pub destination_id: Option<uuid::Uuid>,
+    /// The pipe's source. For Avro, AvroConfluent and Protobuf the columns
+    /// come from the schema, not from samples: `avroSchema`, the schema
+    /// `schemaRegistry.url` pins, else the latest version of the subject
+    /// `<topic>-value` (`<stream>-value`); for Protobuf through a registry,
+    /// the schema's first message type. `samples` may then be empty.
+    #[serde(default)]
+    pub source: Option<Source>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -503,6 +596,13 @@ pub struct DiscoveredSchema {
     pub columns: Vec<DiscoveredColumn>,
     /// Samples that were not JSON objects and were left out.
     pub unparsed: usize,
+    /// Where the columns came from when a schema gave them, e.g. "the
+    /// latest version of subject orders-value (schema id 4)".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The registry id of that schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -540,8 +640,33 @@ async fn discover_schema(
         Some(id) => Some(super::tables::type_families(&state, id).await?),
         None => None,
     };
-    let inference = sluice_formats::infer_columns(request.samples.iter().map(|s| s.as_bytes()));
+    let from_schema = match &request.source {
+        Some(source) => {
+            admit(&state, source, false).await?;
+            sluice_registry::pipe::schema_columns(source, Some(state.egress.clone()))
+                .await
+                .map_err(|e| format_problem(source, e))?
+        }
+        None => None,
+    };
+    let (inference, schema, schema_id) = match from_schema {
+        Some(found) => (
+            sluice_formats::Inference {
+                columns: found.columns,
+                unparsed: 0,
+            },
+            Some(found.origin),
+            found.schema_id,
+        ),
+        None => (
+            sluice_formats::infer_columns(request.samples.iter().map(|s| s.as_bytes())),
+            None,
+            None,
+        ),
+    };
     Ok(Json(DiscoveredSchema {
+        schema,
+        schema_id,
         columns: inference
             .columns
             .into_iter()

@@ -83,6 +83,9 @@ e2e() {
     sleep 0.5
   done
   grep -q '^ready$' "$seed_log" || die "the seed producer is not ready after 60 s"
+  # The seed serves a schema registry (test scaffolding) and an
+  # AvroConfluent topic for the registry wizard test.
+  local registry; registry=$(sed -n 's/^registry //p' "$seed_log")
 
   say "browser tests (screenshots in web/e2e/screenshots/)"
   (cd "$web" && SLUICE_UI_URL=$api SLUICE_ADMIN_TOKEN=$admin SLUICE_VIEWER_TOKEN=$viewer \
@@ -90,6 +93,7 @@ e2e() {
     SLUICE_E2E_KINESIS_ENDPOINT=http://127.0.0.1:${SLUICE_KINESIS_PORT:-14568} \
     SLUICE_E2E_CLICKHOUSE_URL=$clickhouse SLUICE_E2E_KAFKA_TOPIC=$topic \
     SLUICE_E2E_KINESIS_STREAM=$stream SLUICE_E2E_DESTINATION_ID=$destination \
+    SLUICE_E2E_REGISTRY_URL=$registry SLUICE_E2E_AVRO_TOPIC=$topic-avro \
     CHROMIUM_PATH=$(chromium_path) npm run --silent e2e)
   kill "$seed" 2>/dev/null || true
   # The tests delete their pipes; what the harness made goes too.

@@ -26,6 +26,8 @@ pub enum Kind {
     Number,
     Bool,
     StringList,
+    /// A map of strings (`map(string)`).
+    StringMap,
     /// A nested object (protocol 6 nested attributes).
     Single(Vec<Attr>),
     /// A list of nested objects.
@@ -73,6 +75,9 @@ impl Attr {
     }
     pub fn strings(name: &'static str, presence: Presence, description: &'static str) -> Self {
         Self::new(name, Kind::StringList, presence, description)
+    }
+    pub fn string_map(name: &'static str, presence: Presence, description: &'static str) -> Self {
+        Self::new(name, Kind::StringMap, presence, description)
     }
     pub fn single(
         name: &'static str,
@@ -125,6 +130,7 @@ impl Attr {
             Kind::Number => Type::Number,
             Kind::Bool => Type::Bool,
             Kind::StringList => Type::List(Box::new(Type::String)),
+            Kind::StringMap => Type::Map(Box::new(Type::String)),
             Kind::Single(attrs) => object_type(attrs),
             Kind::List(attrs) => Type::List(Box::new(object_type(attrs))),
         }
@@ -264,6 +270,12 @@ fn scalar_to_json(value: &Value) -> Option<Json> {
         Value::List(items) => Some(Json::Array(
             items.iter().filter_map(scalar_to_json).collect(),
         )),
+        Value::Map(entries) => Some(Json::Object(
+            entries
+                .iter()
+                .filter_map(|(k, v)| scalar_to_json(v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
         _ => None,
     }
 }
@@ -291,6 +303,12 @@ pub fn from_api(attrs: &[Attr], json: &Json, locals: &BTreeMap<&str, Value>) -> 
                     items
                         .iter()
                         .map(|i| i.as_str().map_or(Value::Null, Value::string))
+                        .collect(),
+                ),
+                (Some(Json::Object(entries)), Kind::StringMap) => Value::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or(Value::Null, Value::string)))
                         .collect(),
                 ),
                 (Some(Json::String(s)), Kind::String) => Value::string(s.clone()),

@@ -82,14 +82,73 @@ fn kafka() -> Attr {
                 Optional,
                 "PEM bundle trusted for the brokers.",
             ),
-            Attr::string("format", Defaulted, "`JSONEachRow`.").replace(),
             Attr::bool(
                 "read_committed",
                 Defaulted,
                 "Read only committed records of transactional producers.",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(format_attrs())
+        .collect(),
     )
+}
+
+/// How messages are encoded and where their schemas come from; the same
+/// on Kafka and Kinesis sources.
+fn format_attrs() -> Vec<Attr> {
+    vec![
+        Attr::string(
+            "format",
+            Defaulted,
+            "`JSONEachRow` (default), `Avro`, `AvroConfluent` or `Protobuf`.",
+        )
+        .replace(),
+        Attr::single(
+            "schema_registry",
+            Optional,
+            "A Confluent-compatible schema registry: required for `AvroConfluent`; for `Protobuf` in Confluent's framing; for `Avro`, a URL pinning the writer schema.",
+            vec![
+                Attr::string(
+                    "url",
+                    Required,
+                    "The registry's root, or a subject (`…/subjects/NAME`), a subject version (`…/versions/N`) or a schema (`…/schemas/ids/N`) to pin.",
+                ),
+                Attr::string("authentication", Defaulted, "`NONE` (default) or `PLAIN` (basic auth)."),
+                Attr::single(
+                    "credentials",
+                    Optional,
+                    "For PLAIN.",
+                    vec![
+                        Attr::string("username", Required, "The registry user."),
+                        Attr::string("password_wo", Optional, "The registry password. Write-only.")
+                            .api("password")
+                            .secret(),
+                    ],
+                ),
+                Attr::string(
+                    "ca_certificate",
+                    Optional,
+                    "PEM bundle trusted for the registry.",
+                ),
+            ],
+        ),
+        Attr::string(
+            "avro_schema",
+            Optional,
+            "An Avro schema (JSON): the writer schema for `Avro`, the reader schema for `AvroConfluent`.",
+        ),
+        Attr::string_map(
+            "protobuf_schema",
+            Optional,
+            "`.proto` files by the name imports use, for plain `Protobuf` messages.",
+        ),
+        Attr::string(
+            "message_type",
+            Optional,
+            "The fully qualified message type of plain Protobuf messages, e.g. `shop.Order`.",
+        ),
+    ]
 }
 
 fn kinesis() -> Attr {
@@ -139,8 +198,10 @@ fn kinesis() -> Attr {
                 Optional,
                 "The external id the role's trust policy requires.",
             ),
-            Attr::string("format", Defaulted, "`JSONEachRow`.").replace(),
-        ],
+        ]
+        .into_iter()
+        .chain(format_attrs())
+        .collect(),
     )
 }
 
@@ -596,6 +657,10 @@ const SECRET_BINDING: &[&str] = &[
     "/source/kinesis/endpoint",
     "/source/kinesis/accessKey/accessKeyId",
     "/source/kinesis/iamRole",
+    "/source/kafka/schemaRegistry/url",
+    "/source/kafka/schemaRegistry/credentials/username",
+    "/source/kinesis/schemaRegistry/url",
+    "/source/kinesis/schemaRegistry/credentials/username",
 ];
 
 fn secret_binding_changed(before: &Json, after: &Json) -> bool {
@@ -826,6 +891,62 @@ mod tests {
         let kinesis = json!({"source": {"kinesis": {"endpoint": "http://a"}}});
         let moved = json!({"source": {"kinesis": {"endpoint": "http://b"}}});
         assert!(secret_binding_changed(&kinesis, &moved));
+    }
+
+    #[test]
+    fn a_moved_registry_gets_its_password_again() {
+        let registry = |url: &str| {
+            json!({"source": {"kafka": {"brokers": "b", "schemaRegistry": {"url": url,
+                "authentication": "PLAIN", "credentials": {"username": "u"}}}}})
+        };
+        assert!(!secret_binding_changed(
+            &registry("http://r"),
+            &registry("http://r")
+        ));
+        assert!(secret_binding_changed(
+            &registry("http://r"),
+            &registry("http://elsewhere")
+        ));
+    }
+
+    /// `.proto` files travel as the API's map of file name to text, and
+    /// come back as the same map.
+    #[test]
+    fn protobuf_files_are_a_map_both_ways() {
+        let attrs = pipe_attrs();
+        let files = Value::Map(BTreeMap::from([
+            ("a.proto".to_owned(), Value::string("syntax = \"proto3\";")),
+            (
+                "shop/b.proto".to_owned(),
+                Value::string("import \"a.proto\";"),
+            ),
+        ]));
+        let pipe = Value::object([
+            ("name", Value::string("p")),
+            (
+                "source",
+                Value::object([(
+                    "kafka",
+                    Value::object([
+                        ("brokers", Value::string("b:9092")),
+                        ("format", Value::string("Protobuf")),
+                        ("protobuf_schema", files.clone()),
+                        ("message_type", Value::string("shop.B")),
+                    ]),
+                )]),
+            ),
+        ]);
+        let api = to_api(&attrs, &pipe, &pipe, false);
+        assert_eq!(
+            api["source"]["kafka"]["protobufSchema"],
+            json!({"a.proto": "syntax = \"proto3\";", "shop/b.proto": "import \"a.proto\";"})
+        );
+        assert_eq!(api["source"]["kafka"]["messageType"], "shop.B");
+        let state = from_api(&attrs, &api, &BTreeMap::new());
+        assert_eq!(
+            state.get("source").get("kafka").get("protobuf_schema"),
+            &files
+        );
     }
 
     #[test]

@@ -20,6 +20,19 @@ pub fn qualified(database: &str, table: &str) -> String {
     format!("{}.{}", quote_ident(database), quote_ident(table))
 }
 
+/// `ALTER TABLE … ADD COLUMN …` for each column (schema evolution).
+pub fn add_columns(database: &str, table: &str, columns: &[(String, ChType)]) -> String {
+    let adds: Vec<String> = columns
+        .iter()
+        .map(|(name, ty)| format!("ADD COLUMN {} {ty}", quote_ident(name)))
+        .collect();
+    format!(
+        "ALTER TABLE {} {}",
+        qualified(database, table),
+        adds.join(", ")
+    )
+}
+
 pub struct ManagedTable<'a> {
     pub database: &'a str,
     pub table: &'a str,
@@ -117,6 +130,21 @@ pub fn insert_statement_as(database: &str, table: &str, columns: &[&str], format
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn added_columns_are_quoted_and_typed_from_the_tree() {
+        assert_eq!(
+            add_columns(
+                "db",
+                "t",
+                &[
+                    ("region".into(), ChType::parse("Nullable(String)").unwrap()),
+                    ("a`; DROP".into(), ChType::Int64),
+                ]
+            ),
+            "ALTER TABLE `db`.`t` ADD COLUMN `region` Nullable(String), ADD COLUMN `a\\`; DROP` Int64"
+        );
+    }
 
     #[test]
     fn literals_cannot_break_out() {

@@ -53,7 +53,9 @@ fn push(columns: &mut Vec<InferredColumn>, path: &[String], ty: ChType) {
     });
 }
 
-fn nullable(ty: ChType) -> ChType {
+/// `ty` as a column that can hold a missing value: Nullable where
+/// ClickHouse has it (not around arrays, maps, tuples, variants).
+pub fn nullable(ty: ChType) -> ChType {
     match ty {
         // ClickHouse has no Nullable of these; a missing value is empty.
         ChType::Nullable(_)

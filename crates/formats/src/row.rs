@@ -91,6 +91,11 @@ pub enum ErrorCode {
     /// the replica stops, is Retrying, and reads the record again later,
     /// so an outage of the registry does not turn a topic into error rows.
     SchemaUnavailable,
+    /// The message's writer schema brings fields the pipe evolves its table
+    /// for (`schemaEvolution: add_columns`). Never written to the error
+    /// table: the replica inserts what it holds, adds the columns, and reads
+    /// the message again.
+    SchemaChanged,
 }
 
 impl ErrorCode {
@@ -102,6 +107,7 @@ impl ErrorCode {
             ErrorCode::InsertRejected => "INSERT_REJECTED",
             ErrorCode::SourceSchemaError => "SOURCE_SCHEMA_ERROR",
             ErrorCode::SchemaUnavailable => "SCHEMA_UNAVAILABLE",
+            ErrorCode::SchemaChanged => "SCHEMA_CHANGED",
         }
     }
 }
@@ -176,6 +182,21 @@ impl RowPlan {
         } else {
             "RowBinary"
         }
+    }
+
+    /// Each column with the message field it reads (None for virtual
+    /// columns).
+    pub fn column_fields(&self) -> Vec<(&str, Option<&str>)> {
+        self.columns
+            .iter()
+            .map(|c| {
+                let field = match &c.source {
+                    ColumnSource::Field { path, .. } => Some(path.as_str()),
+                    ColumnSource::Virtual(_) => None,
+                };
+                (c.name.as_str(), field)
+            })
+            .collect()
     }
 
     pub fn column_names(&self) -> Vec<&str> {

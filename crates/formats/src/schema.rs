@@ -16,6 +16,10 @@ pub struct SchemaError {
     /// the record is not wrong, so it must not go to the error table. The
     /// replica stops and reads it again later.
     pub transient: bool,
+    /// The schema brings fields the table gains columns for first
+    /// (`SCHEMA_CHANGED`): the replica stops, evolves the table, and reads
+    /// the record again.
+    pub changed: bool,
 }
 
 impl SchemaError {
@@ -23,6 +27,7 @@ impl SchemaError {
         SchemaError {
             message: message.into(),
             transient: false,
+            changed: false,
         }
     }
 
@@ -30,6 +35,15 @@ impl SchemaError {
         SchemaError {
             message: message.into(),
             transient: true,
+            changed: false,
+        }
+    }
+
+    pub fn changed(message: impl Into<String>) -> Self {
+        SchemaError {
+            message: message.into(),
+            transient: false,
+            changed: true,
         }
     }
 
@@ -37,7 +51,9 @@ impl SchemaError {
     /// cannot be asked, `SCHEMA_UNAVAILABLE` (which stops the replica).
     pub fn for_record(self, id: u32) -> RecordError {
         RecordError {
-            code: if self.transient {
+            code: if self.changed {
+                ErrorCode::SchemaChanged
+            } else if self.transient {
                 ErrorCode::SchemaUnavailable
             } else {
                 ErrorCode::SourceSchemaError

@@ -62,6 +62,25 @@ pub struct PipeSpec {
     /// do by default). Immutable.
     #[serde(default)]
     pub exactly_once: bool,
+    /// What happens when a message's writer schema (AvroConfluent, or
+    /// Protobuf through a registry) has fields the table has no columns
+    /// for. `none` (the default): they are not loaded, and an event says so
+    /// once per schema. `add_columns`: the managed table gains a Nullable
+    /// column per new field (`ALTER TABLE … ADD COLUMN`, recorded as an
+    /// event with the statement) and the rows carry them from then on.
+    /// Removed or retyped fields never drop or alter a column; they are
+    /// reported as an event. `add_columns` needs a managed table, full
+    /// permissions and a registry format.
+    #[serde(default)]
+    pub schema_evolution: SchemaEvolution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaEvolution {
+    #[default]
+    None,
+    AddColumns,
 }
 
 /// Exactly one of `kafka` or `kinesis`.
@@ -599,6 +618,26 @@ impl PipeSpec {
         self.validate_field_mappings(&mut v);
         self.scaling.validate(&mut v, "/scaling");
         self.settings.validate(&mut v, "/settings");
+        if self.schema_evolution == SchemaEvolution::AddColumns {
+            let fields = self.source.format_fields();
+            let registry_format = matches!(fields.format, Format::AvroConfluent | Format::Protobuf)
+                && fields.schema_registry.is_some();
+            v.check(
+                registry_format,
+                "/schemaEvolution",
+                "add_columns follows the writer schemas messages name: it needs AvroConfluent, or Protobuf with schemaRegistry",
+            );
+            v.check(
+                self.destination.managed_table,
+                "/schemaEvolution",
+                "add_columns alters the table Sluice manages: it needs managedTable",
+            );
+            v.check(
+                self.destination.permissions == Permissions::Full,
+                "/schemaEvolution",
+                "add_columns runs ALTER TABLE: it needs permissions full",
+            );
+        }
         v.finish()
     }
 

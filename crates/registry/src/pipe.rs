@@ -4,12 +4,15 @@
 //! and the columns its schema gives a new table. Used by the workers and
 //! by the API's sample and schema-discovery endpoints alike.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use sluice_formats::avro::{AvroDecoder, AvroSchemas, WriterSchema};
 use sluice_formats::columns::{avro_columns, protobuf_columns};
 use sluice_formats::protobuf::{compile_message, ProtoMessages, ProtobufDecoder};
-use sluice_formats::{Decoder, InferredColumn, JsonDecoder, RegisteredSchema, RowPlan};
+use sluice_formats::{
+    Decoder, InferredColumn, JsonDecoder, RegisteredSchema, RowPlan, SchemaError, SchemaSource,
+};
 use sluice_model::format::{Format, Pinned};
 use sluice_model::{EgressPolicy, Source};
 
@@ -89,15 +92,164 @@ fn prepare(source: &Source, egress: Option<Arc<EgressPolicy>>) -> Result<Prepare
     })
 }
 
-/// The decoder of `source`'s format, filling `plan`.
+/// A writer schema the pipe's messages named, and how it compares with
+/// the table.
+#[derive(Debug, Clone)]
+pub struct SeenSchema {
+    pub schema_id: u32,
+    pub kind: &'static str,
+    /// Protobuf: the message type whose columns are given; Avro: empty.
+    pub message_type: String,
+    /// The columns the schema maps to.
+    pub columns: Vec<InferredColumn>,
+    /// Of those, the ones the table has no column for.
+    pub new_columns: Vec<InferredColumn>,
+    /// Fields the table's columns read that the schema does not have.
+    pub missing_fields: Vec<String>,
+}
+
+/// Watches the writer schemas a registry pipe's messages name: each new
+/// one is compared with the table once. With `schemaEvolution:
+/// add_columns`, a schema that brings fields stops decoding
+/// (`SCHEMA_CHANGED`) and waits in `take_evolution` for the replica to add
+/// the columns; otherwise it is reported (`take_reports`) and its new
+/// fields are not loaded.
+pub struct SchemaWatch {
+    evolve: bool,
+    table_columns: HashSet<String>,
+    table_fields: HashSet<String>,
+    seen: Mutex<HashSet<u32>>,
+    reports: Mutex<Vec<SeenSchema>>,
+    evolution: Mutex<Option<SeenSchema>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SchemaWatch {
+    fn new(plan: &RowPlan, evolve: bool) -> Self {
+        let fields = plan.column_fields();
+        SchemaWatch {
+            evolve,
+            table_columns: fields.iter().map(|(name, _)| (*name).to_owned()).collect(),
+            table_fields: fields
+                .iter()
+                .filter_map(|(_, field)| field.map(str::to_owned))
+                .collect(),
+            seen: Mutex::new(HashSet::new()),
+            reports: Mutex::new(Vec::new()),
+            evolution: Mutex::new(None),
+        }
+    }
+
+    /// Schemas seen since the last call, for the store and its events.
+    pub fn take_reports(&self) -> Vec<SeenSchema> {
+        std::mem::take(&mut *lock(&self.reports))
+    }
+
+    /// The schema whose new fields the table must gain columns for.
+    pub fn take_evolution(&self) -> Option<SeenSchema> {
+        lock(&self.evolution).take()
+    }
+
+    fn compare(&self, id: u32, schema: &RegisteredSchema) -> SeenSchema {
+        let (columns, message_type) = match schema {
+            RegisteredSchema::Avro(avro) => (avro_columns(avro).unwrap_or_default(), String::new()),
+            // Confluent's serializers write a file's first message type
+            // unless told otherwise; evolution follows that one.
+            RegisteredSchema::Protobuf(proto) => match proto.message_at(&[0]) {
+                Some(message) => (protobuf_columns(&message), message.full_name().to_owned()),
+                None => (Vec::new(), String::new()),
+            },
+        };
+        let new_columns = columns
+            .iter()
+            .filter(|c| {
+                !self.table_columns.contains(&c.name)
+                    && !self.table_fields.contains(&c.source_field)
+            })
+            .cloned()
+            .collect();
+        let mut missing_fields: Vec<String> = self
+            .table_fields
+            .iter()
+            .filter(|field| {
+                !columns.iter().any(|c| {
+                    c.source_field == **field
+                        || c.source_field.starts_with(&format!("{field}."))
+                        || field.starts_with(&format!("{}.", c.source_field))
+                })
+            })
+            .cloned()
+            .collect();
+        missing_fields.sort();
+        SeenSchema {
+            schema_id: id,
+            kind: schema.kind(),
+            message_type,
+            columns,
+            new_columns,
+            missing_fields,
+        }
+    }
+}
+
+/// The registry, with each new writer schema compared with the table.
+struct Watched {
+    registry: Arc<Registry>,
+    watch: Arc<SchemaWatch>,
+}
+
+impl SchemaSource for Watched {
+    fn schema(&self, id: u32) -> Result<Arc<RegisteredSchema>, SchemaError> {
+        let schema = self.registry.schema(id)?;
+        if lock(&self.watch.seen).contains(&id) {
+            return Ok(schema);
+        }
+        let seen = self.watch.compare(id, &schema);
+        if self.watch.evolve && !seen.new_columns.is_empty() {
+            let names: Vec<&str> = seen
+                .new_columns
+                .iter()
+                .map(|c| c.source_field.as_str())
+                .collect();
+            let message = format!("schema id {id} adds {}", names.join(", "));
+            *lock(&self.watch.evolution) = Some(seen);
+            return Err(SchemaError::changed(message));
+        }
+        lock(&self.watch.seen).insert(id);
+        lock(&self.watch.reports).push(seen);
+        Ok(schema)
+    }
+}
+
+/// A decoder, and for registry formats the watch over its schemas.
+pub struct PipeDecoder {
+    pub decoder: Box<dyn Decoder>,
+    pub watch: Option<Arc<SchemaWatch>>,
+}
+
+/// The decoder of `source`'s format, filling `plan`; `evolve` is
+/// `schemaEvolution: add_columns`.
 pub async fn decoder(
     source: &Source,
     plan: RowPlan,
     egress: Option<Arc<EgressPolicy>>,
-) -> Result<Box<dyn Decoder>, FormatError> {
+    evolve: bool,
+) -> Result<PipeDecoder, FormatError> {
     let fields = source.format_fields();
     let prepared = prepare(source, egress)?;
-    Ok(match prepared.format {
+    let watch = Arc::new(SchemaWatch::new(&plan, evolve));
+    let watched = |registry: Registry| -> Arc<dyn SchemaSource> {
+        Arc::new(Watched {
+            registry: Arc::new(registry),
+            watch: watch.clone(),
+        })
+    };
+    let watched_formats = matches!(prepared.format, Format::AvroConfluent)
+        || (prepared.format == Format::Protobuf && prepared.registry.is_some());
+    let decoder: Box<dyn Decoder> = match prepared.format {
         Format::JSONEachRow => Box::new(JsonDecoder::new(plan)),
         Format::Avro => {
             let writer = match (prepared.inline_avro, &prepared.registry) {
@@ -131,7 +283,7 @@ pub async fn decoder(
             };
             Box::new(AvroDecoder::new(
                 plan,
-                AvroSchemas::Registry(Arc::new(registry)),
+                AvroSchemas::Registry(watched(registry)),
                 reader,
             ))
         }
@@ -142,7 +294,7 @@ pub async fn decoder(
         ) {
             (Some((registry, _)), _, _) => Box::new(ProtobufDecoder::new(
                 plan,
-                ProtoMessages::Registry(Arc::new(registry)),
+                ProtoMessages::Registry(watched(registry)),
             )),
             (None, Some(files), Some(message_type)) => {
                 let descriptor = compile_message(files, message_type)
@@ -156,6 +308,10 @@ pub async fn decoder(
                 ))
             }
         },
+    };
+    Ok(PipeDecoder {
+        decoder,
+        watch: watched_formats.then_some(watch),
     })
 }
 

@@ -9,6 +9,7 @@ mod leases;
 mod metrics;
 mod pending;
 mod pipes;
+mod schemas;
 mod shards;
 mod workers;
 
@@ -26,6 +27,7 @@ pub use leases::{
 pub use metrics::{MetricBucket, PipeActivity, PipeCounters, METRIC_BUCKET_SECONDS};
 pub use pending::PendingBlock;
 pub use pipes::{EventLevel, EventRecord, NewEvent, PipeRecord, PipeUpdate};
+pub use schemas::{AddedColumn, PipeSchemaRecord};
 pub use shards::ShardLeaseRecord;
 pub use workers::{Leadership, WorkerRecord, WorkerReplica};
 

@@ -206,6 +206,48 @@ impl From<sluice_store::ReplicaReport> for ReplicaMetrics {
     }
 }
 
+/// The writer schemas a pipe's messages named and what they map to.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeSchemas {
+    /// `none` or `add_columns`, as the pipe is set.
+    #[schema(value_type = String, example = "add_columns")]
+    pub schema_evolution: sluice_model::SchemaEvolution,
+    /// Oldest first.
+    pub schemas: Vec<SeenWriterSchema>,
+    /// Columns schema evolution added to the table, oldest first.
+    pub added_columns: Vec<AddedTableColumn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SeenWriterSchema {
+    /// The registry id.
+    pub schema_id: i64,
+    /// `AVRO` or `PROTOBUF`.
+    pub kind: String,
+    /// Protobuf: the message type the columns are of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_type: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    /// The columns the schema's fields map to.
+    #[schema(value_type = Vec<Object>)]
+    pub columns: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddedTableColumn {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: String,
+    pub source_field: String,
+    /// The writer schema that brought the field.
+    pub schema_id: i64,
+    /// The statement that added it.
+    pub statement: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipeEvent {

@@ -137,9 +137,10 @@ pub struct Batch<K, P> {
     pub metrics: Metrics,
     pub counters: Arc<Counters>,
     /// Why decoding stopped: a record's schema could not be had from the
-    /// registry (`SCHEMA_UNAVAILABLE`). Records after it are not taken;
-    /// the replica stops without committing and reads them all again.
-    pub halted: Option<String>,
+    /// registry (`SCHEMA_UNAVAILABLE`), or brings fields the table gains
+    /// columns for first (`SCHEMA_CHANGED`). That record and those after it
+    /// are not taken; the replica reads them again.
+    pub halted: Option<RecordError>,
 }
 
 impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
@@ -218,8 +219,16 @@ impl<K: Ord + Clone + Debug + Display, P: Clone + Debug> Batch<K, P> {
             self.decoder.decode(payload, &meta, &mut entry.rows)
         };
         if let Err(e) = &outcome {
-            if e.code == ErrorCode::SchemaUnavailable {
-                self.halted = Some(e.message.clone());
+            if matches!(
+                e.code,
+                ErrorCode::SchemaUnavailable | ErrorCode::SchemaChanged
+            ) {
+                self.halted = Some(e.clone());
+                // A key first seen with this record has nothing to commit:
+                // left in, its position would be committed past the record.
+                if entry.spans.is_empty() {
+                    self.keys.remove(key);
+                }
                 return;
             }
         }

@@ -29,6 +29,7 @@ impl From<SinkError> for PrepareError {
 
 pub struct Prepared {
     pub sink: Sink,
+    pub database: String,
     pub table: String,
     pub plan: RowPlan,
     pub insert_statement: String,
@@ -191,6 +192,7 @@ pub async fn prepare(
     }
     Ok(Prepared {
         sink,
+        database,
         table,
         plan,
         insert_statement,

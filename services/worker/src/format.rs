@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use sluice_formats::{Decoder, RowPlan};
+use sluice_formats::RowPlan;
 use sluice_model::{EgressPolicy, Source};
-use sluice_registry::pipe::FormatError;
+use sluice_registry::pipe::{FormatError, PipeDecoder};
 
 use crate::replica::RunError;
 
@@ -14,8 +14,9 @@ pub async fn decoder(
     source: &Source,
     plan: RowPlan,
     egress: &Arc<EgressPolicy>,
-) -> Result<Box<dyn Decoder>, RunError> {
-    sluice_registry::pipe::decoder(source, plan, Some(egress.clone()))
+    evolve: bool,
+) -> Result<PipeDecoder, RunError> {
+    sluice_registry::pipe::decoder(source, plan, Some(egress.clone()), evolve)
         .await
         .map_err(|e| match e {
             FormatError::Transient(m) => RunError::Source(format!("schema registry: {m}")),

@@ -9,6 +9,7 @@ mod bisect;
 mod blocks;
 mod cpu;
 mod destination;
+mod evolution;
 mod format;
 mod replica;
 mod telemetry;

@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_clickhouse::Endpoint;
-use sluice_formats::Decoder;
+use sluice_formats::{Decoder, ErrorCode};
 use sluice_kafka::KafkaSource;
 use sluice_kinesis::KinesisSource;
+use sluice_model::SchemaEvolution;
 use sluice_model::{EgressPolicy, PipeSpec};
+use sluice_registry::pipe::{PipeDecoder, SchemaWatch};
 use sluice_runtime::egress;
 use sluice_source::{Gauges, Lag, Polled, Source, SourceError};
 use sluice_store::{Lease, NewEvent, PipeRecord, ReplicaStatus, Store};
@@ -33,6 +35,8 @@ pub enum RunError {
     Permanent(String),
     Source(String),
     Destination(String),
+    /// The table gained columns: read again, at once, with the new plan.
+    Restart,
 }
 
 impl From<PrepareError> for RunError {
@@ -162,6 +166,10 @@ impl Replica {
             }
             let (message, exceeded) = match outcome {
                 Ok(()) => return,
+                Err(RunError::Restart) => {
+                    backoff = Duration::from_secs(1);
+                    continue;
+                }
                 Err(RunError::Permanent(message)) => (message, true),
                 Err(RunError::Source(message)) => {
                     let since = *failing.source.get_or_insert_with(Instant::now);
@@ -194,8 +202,14 @@ impl Replica {
 
     async fn run_once(&self, failing: &mut Failing) -> Result<(), RunError> {
         let (pipe, spec, prepared) = self.load().await?;
-        let decoder =
-            crate::format::decoder(&spec.source, prepared.plan.clone(), &self.egress).await?;
+        let PipeDecoder { decoder, watch } = crate::format::decoder(
+            &spec.source,
+            prepared.plan.clone(),
+            &self.egress,
+            spec.schema_evolution == SchemaEvolution::AddColumns,
+        )
+        .await?;
+        let watch = watch.as_deref();
         let size = spec.scaling.replica_size;
         let run = Run {
             generation: pipe.generation,
@@ -212,7 +226,8 @@ impl Replica {
                     &source,
                     size.max_kafka_message_bytes(),
                 );
-                self.drive(source, batch, &prepared, run, failing).await
+                self.drive(source, batch, &prepared, run, failing, watch)
+                    .await
             }
             sluice_model::Source::Kinesis(kinesis) => {
                 let source =
@@ -226,7 +241,8 @@ impl Replica {
                     &source,
                     size.max_kinesis_record_bytes(),
                 );
-                self.drive(source, batch, &prepared, run, failing).await
+                self.drive(source, batch, &prepared, run, failing, watch)
+                    .await
             }
         };
         opened
@@ -265,6 +281,7 @@ impl Replica {
         prepared: &Prepared,
         run: Run,
         failing: &mut Failing,
+        watch: Option<&SchemaWatch>,
     ) -> Result<(), RunError> {
         self.set(ReplicaStatus::Running, None);
         tracing::info!(table = %prepared.table, source = source.kind(), "replica running");
@@ -290,10 +307,34 @@ impl Replica {
                 }
                 break Ok(());
             };
-            if let Some(message) = batch.halted.take() {
-                // Nothing read in this run is committed: it is all read
-                // again when the registry answers.
-                break Err(RunError::Source(message));
+            if let Some(halt) = batch.halted.take() {
+                if let Some(seen) = watch
+                    .filter(|_| halt.code == ErrorCode::SchemaChanged)
+                    .and_then(SchemaWatch::take_evolution)
+                {
+                    // What was read before the new schema lands with the
+                    // old columns; the record that brought it is read
+                    // again once the table has the new ones.
+                    if let Err(e) = self
+                        .flush(&mut source, &mut batch, prepared, run, failing)
+                        .await
+                    {
+                        break Err(e);
+                    }
+                    break match crate::evolution::add_columns(self, prepared, seen).await {
+                        Ok(()) => Err(RunError::Restart),
+                        Err(e) => Err(e),
+                    };
+                }
+                // The record that could not be read and those after it are
+                // read again when the registry answers.
+                break Err(RunError::Source(format!(
+                    "schema registry: {}",
+                    halt.message
+                )));
+            }
+            if let Some(watch) = watch {
+                crate::evolution::record_schemas(self, watch.take_reports()).await;
             }
             match polled {
                 Ok(Polled::Records) => {
@@ -506,9 +547,28 @@ impl Replica {
             .await
             .map_err(|e| RunError::Destination(format!("reading the pipe: {e}")))?
             .ok_or_else(|| RunError::Permanent("the pipe no longer exists".into()))?;
-        let spec = pipe
+        let mut spec = pipe
             .opened_spec(&self.store)
             .map_err(|e| RunError::Permanent(e.to_string()))?;
+        // Columns schema evolution added read their fields through
+        // mappings of their own (`customer_email` ← `customer.email`).
+        let added = self
+            .store
+            .pipe_added_columns(pipe.id)
+            .await
+            .map_err(|e| RunError::Destination(format!("reading the added columns: {e}")))?;
+        for column in added {
+            let mapped = spec
+                .field_mappings
+                .iter()
+                .any(|m| m.destination_field == column.name);
+            if column.name != column.source_field && !mapped {
+                spec.field_mappings.push(sluice_model::FieldMapping {
+                    source_field: column.source_field,
+                    destination_field: column.name,
+                });
+            }
+        }
         let destination = self
             .store
             .destination(spec.destination.destination_id)

@@ -686,3 +686,167 @@ async fn the_table_comes_from_the_registered_schema() {
         "c7\t2\t2023-11-14 22:13:20.000000007\tInt64"
     );
 }
+
+const EVENT_V1: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "kind", "type": "string"},
+  {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
+    {"name": "name", "type": "string"}]}}]}"#;
+const EVENT_V2: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "kind", "type": "string"},
+  {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
+    {"name": "name", "type": "string"},
+    {"name": "email", "type": ["null", "string"], "default": null}]}},
+  {"name": "region", "type": ["null", "string"], "default": null},
+  {"name": "score", "type": "double", "default": 0}]}"#;
+
+fn event_v1(i: u64) -> Value {
+    json!({"id": i, "kind": "click", "customer": {"name": format!("c{i}")}})
+}
+
+fn event_v2(i: u64) -> Value {
+    json!({"id": i, "kind": "view", "customer": {"name": format!("c{i}"), "email": format!("c{i}@example.com")},
+           "region": "eu", "score": i as f64 / 2.0})
+}
+
+/// A pipe reading V1 messages, then V2 messages (new fields) after V1's
+/// rows landed; returns the services, the pipe id and the ClickHouse.
+async fn schema_change_mid_stream(evolution: &str) -> (Services, String, ClickHouse) {
+    let registry = TestRegistry::start(None).await;
+    let clickhouse = ClickHouse::create().await;
+    let services = Services::start().await;
+    let topic = format!("evolve-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, 2).await;
+    let v1 = keyed(confluent_serialize(
+        &registry.url,
+        None,
+        &topic,
+        ConfluentSerializer::Avro { schema: EVENT_V1 },
+        &(0..100).map(event_v1).collect::<Vec<_>>(),
+    ));
+    produce(&producer(), &topic, &v1);
+    let destination = services.create_destination(&clickhouse).await;
+    let pipe = services
+        .create_and_start(json!({
+            "name": format!("evolution {evolution}"),
+            "source": {"kafka": {
+                "brokers": sluice_e2e::kafka_brokers(), "topics": [topic],
+                "format": "AvroConfluent", "schemaRegistry": {"url": registry.url}
+            }},
+            "destination": managed(&destination, "events", r#"[
+                {"name": "id", "type": "Int64"}, {"name": "kind", "type": "String"},
+                {"name": "customer_name", "type": "String"}]"#),
+            "fieldMappings": [{"sourceField": "customer.name", "destinationField": "customer_name"}],
+            "schemaEvolution": evolution,
+            "settings": {"streaming_max_insert_wait_ms": 500}
+        }))
+        .await;
+    wait_for_rows(&clickhouse, "events", 100).await;
+    // The producer moves to V2 while the pipe runs.
+    let v2 = keyed(confluent_serialize(
+        &registry.url,
+        None,
+        &topic,
+        ConfluentSerializer::Avro { schema: EVENT_V2 },
+        &(100..200).map(event_v2).collect::<Vec<_>>(),
+    ));
+    produce(&producer(), &topic, &v2);
+    wait_for_rows(&clickhouse, "events", 200).await;
+    drop(registry);
+    (services, pipe, clickhouse)
+}
+
+async fn events_of(services: &Services, pipe: &str, kind: &str) -> Vec<String> {
+    let (status, events) = services
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/pipes/{pipe}/events?limit=200"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{events}");
+    events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `add_columns` on a running pipe: the V2 fields become Nullable columns
+/// (on the 18.16 server), the statement is an event, V2 rows carry them,
+/// and no row is lost or duplicated across the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_columns_evolves_a_running_pipe() {
+    let (services, pipe, clickhouse) = schema_change_mid_stream("add_columns").await;
+    assert_eq!(
+        scalar(&clickhouse, "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'events' ORDER BY name FORMAT TSV").await,
+        "customer_email\tNullable(String)\ncustomer_name\tString\nid\tInt64\nkind\tString\nregion\tNullable(String)\nscore\tNullable(Float64)"
+    );
+    assert_eq!(
+        scalar(&clickhouse, "SELECT countIf(region = 'eu'), countIf(customer_email = concat(customer_name, '@example.com')), countIf(score = id / 2), countIf(region IS NULL) FROM events FORMAT TSV").await,
+        "100\t100\t100\t100"
+    );
+    let evolved = events_of(&services, &pipe, "schema_evolved").await;
+    assert_eq!(evolved.len(), 1, "{evolved:?}");
+    assert!(
+        evolved[0].contains("ADD COLUMN `customer_email` Nullable(String)")
+            && evolved[0].contains("ALTER TABLE"),
+        "{evolved:?}"
+    );
+    let (status, schema) = services
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/pipes/{pipe}/schema"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{schema}");
+    assert_eq!(schema["schemaEvolution"], "add_columns");
+    let ids: Vec<i64> = schema["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["schemaId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2], "{schema}");
+    let added: Vec<&str> = schema["addedColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sourceField"].as_str().unwrap())
+        .collect();
+    assert_eq!(added.len(), 3, "{schema}");
+    assert!(added.contains(&"customer.email"), "{schema}");
+    assert_eq!(clickhouse.count("events_sluice_errors").await, 0);
+}
+
+/// Without the option the table keeps its columns, every row lands, and
+/// the new fields are reported once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_evolution_new_fields_are_ignored_and_reported_once() {
+    let (services, pipe, clickhouse) = schema_change_mid_stream("none").await;
+    assert_eq!(
+        scalar(&clickhouse, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND table = 'events' FORMAT TSV").await,
+        "3"
+    );
+    eventually(
+        "the schema change reported",
+        Duration::from_secs(30),
+        || async {
+            !events_of(&services, &pipe, "schema_changed")
+                .await
+                .is_empty()
+        },
+    )
+    .await;
+    let changed = events_of(&services, &pipe, "schema_changed").await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        changed[0].contains("customer.email")
+            && changed[0].contains("region")
+            && changed[0].contains("not loaded"),
+        "{changed:?}"
+    );
+    assert_eq!(clickhouse.count("events_sluice_errors").await, 0);
+}

@@ -341,10 +341,6 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Counters of the pipe's data plane (fetched, sent, errors), its consumer
-         *     lag and each live replica's CPU and memory.
-         */
         get: operations["get_metrics"];
         put?: never;
         post?: never;
@@ -412,6 +408,29 @@ export interface paths {
          *     the pipe's `scaling`).
          */
         patch: operations["patch_scaling"];
+        trace?: never;
+    };
+    "/v1/pipes/{id}/schema": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counters of the pipe's data plane (fetched, sent, errors), its consumer
+         *     lag and each live replica's CPU and memory.
+         *     The writer schemas the pipe's messages named (AvroConfluent, Protobuf
+         *     through a registry), each with the columns its fields map to, and the
+         *     columns schema evolution added to the table.
+         */
+        get: operations["get_schema"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/pipes/{id}/settings": {
@@ -636,6 +655,18 @@ export interface components {
         ActivityList: {
             /** @description One entry per pipe that reported in the last hour. */
             data: components["schemas"]["PipeActivity"][];
+        };
+        AddedTableColumn: {
+            name: string;
+            /**
+             * Format: int64
+             * @description The writer schema that brought the field.
+             */
+            schemaId: number;
+            sourceField: string;
+            /** @description The statement that added it. */
+            statement: string;
+            type: string;
         };
         ApiKey: {
             /** Format: date-time */
@@ -1181,6 +1212,18 @@ export interface components {
              */
             rows: Record<string, never>[];
         };
+        /** @description The writer schemas a pipe's messages named and what they map to. */
+        PipeSchemas: {
+            /** @description Columns schema evolution added to the table, oldest first. */
+            addedColumns: components["schemas"]["AddedTableColumn"][];
+            /**
+             * @description `none` or `add_columns`, as the pipe is set.
+             * @example add_columns
+             */
+            schemaEvolution: string;
+            /** @description Oldest first. */
+            schemas: components["schemas"]["SeenWriterSchema"][];
+        };
         /**
          * @description Per-pipe tuning, a flat map as in the reference API. Keys are snake_case
          *     to match it; unknown keys are refused so a typo never silently does
@@ -1235,6 +1278,18 @@ export interface components {
              */
             name: string;
             scaling?: components["schemas"]["Scaling"];
+            /**
+             * @description What happens when a message's writer schema (AvroConfluent, or
+             *     Protobuf through a registry) has fields the table has no columns
+             *     for. `none` (the default): they are not loaded, and an event says so
+             *     once per schema. `add_columns`: the managed table gains a Nullable
+             *     column per new field (`ALTER TABLE … ADD COLUMN`, recorded as an
+             *     event with the statement) and the rows carry them from then on.
+             *     Removed or retyped fields never drop or alter a column; they are
+             *     reported as an event. `add_columns` needs a managed table, full
+             *     permissions and a registry format.
+             */
+            schemaEvolution?: components["schemas"]["SchemaEvolution"];
             settings?: components["schemas"]["PipeSettings"];
             source: components["schemas"]["Source"];
         };
@@ -1402,6 +1457,8 @@ export interface components {
             samples: string[];
             source?: null | components["schemas"]["Source"];
         };
+        /** @enum {string} */
+        SchemaEvolution: "none" | "add_columns";
         SchemaRegistry: {
             authentication?: components["schemas"]["RegistryAuthentication"];
             /**
@@ -1424,6 +1481,21 @@ export interface components {
         };
         /** @description Write-only: stored encrypted and never returned by any endpoint. */
         Secret: string;
+        SeenWriterSchema: {
+            /** @description The columns the schema's fields map to. */
+            columns: Record<string, never>[];
+            /** Format: date-time */
+            firstSeen: string;
+            /** @description `AVRO` or `PROTOBUF`. */
+            kind: string;
+            /** @description Protobuf: the message type the columns are of. */
+            messageType?: string | null;
+            /**
+             * Format: int64
+             * @description The registry id.
+             */
+            schemaId: number;
+        };
         ServerTypes: {
             /**
              * @description The type families it has (`system.data_type_families`, aliases
@@ -3787,6 +3859,71 @@ export interface operations {
             };
             /** @description Field errors (with JSON Pointers) or a change to an immutable field. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_schema: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PipeSchemas"];
+                };
+            };
+            /** @description A malformed path or query parameter. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, an unknown or revoked one, or a wrong secret. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role does not allow this request. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(get_status))
         .routes(routes!(list_events))
+        .routes(routes!(get_schema))
         .routes(routes!(get_metrics))
         .routes(routes!(get_metric_history))
         .routes(routes!(list_activity))
@@ -401,6 +402,44 @@ async fn list_events(
 
 /// Counters of the pipe's data plane (fetched, sent, errors), its consumer
 /// lag and each live replica's CPU and memory.
+/// The writer schemas the pipe's messages named (AvroConfluent, Protobuf
+/// through a registry), each with the columns its fields map to, and the
+/// columns schema evolution added to the table.
+#[utoipa::path(get, path = "/v1/pipes/{id}/schema", tag = "pipes", params(("id" = Uuid, Path)),
+    responses((status = 200, body = crate::views::PipeSchemas), ReadErrors))]
+async fn get_schema(
+    _: Viewer,
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> ApiResult<Json<crate::views::PipeSchemas>> {
+    let record = load(&state, id).await?;
+    let schemas = state.store.pipe_schemas(id).await?;
+    let added = state.store.pipe_added_columns(id).await?;
+    Ok(Json(crate::views::PipeSchemas {
+        schema_evolution: record.spec.schema_evolution,
+        schemas: schemas
+            .into_iter()
+            .map(|s| crate::views::SeenWriterSchema {
+                schema_id: s.schema_id,
+                kind: s.kind,
+                message_type: Some(s.message_type).filter(|m| !m.is_empty()),
+                first_seen: s.first_seen,
+                columns: s.columns,
+            })
+            .collect(),
+        added_columns: added
+            .into_iter()
+            .map(|c| crate::views::AddedTableColumn {
+                name: c.name,
+                column_type: c.column_type,
+                source_field: c.source_field,
+                schema_id: c.schema_id,
+                statement: c.statement,
+            })
+            .collect(),
+    }))
+}
+
 #[utoipa::path(get, path = "/v1/pipes/{id}/metrics", tag = "pipes", params(("id" = Uuid, Path)),
     responses((status = 200, body = PipeMetrics), ReadErrors))]
 async fn get_metrics(

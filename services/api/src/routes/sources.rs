@@ -198,9 +198,11 @@ async fn decode_samples(
         source,
         RowPlan::new(Vec::new(), &[]),
         Some(state.egress.clone()),
+        false,
     )
     .await
-    .map_err(|e| format_problem(source, e))?;
+    .map_err(|e| format_problem(source, e))?
+    .decoder;
     // A schema not cached yet is fetched as the message is read, which
     // blocks: off the async threads.
     let decoded = tokio::task::spawn_blocking(move || {

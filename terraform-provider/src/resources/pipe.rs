@@ -218,6 +218,11 @@ fn pipe_attrs() -> Vec<Attr> {
         .api("exactlyOnce")
         .replace(),
         Attr::single("source", Required, "Where the pipe reads.", vec![kafka(), kinesis()]),
+        Attr::string(
+            "schema_evolution",
+            Defaulted,
+            "`none` (default): fields a newer writer schema adds are not loaded; `add_columns`: the managed table gains a Nullable column for each.",
+        ),
         Attr::single(
             "destination",
             Required,

@@ -46,7 +46,8 @@ fmt:
 bench-kafka:
 	scripts/stack.sh up postgres clickhouse kafka
 	cargo build --release --bins
-	python3 -c "import confluent_kafka" 2>/dev/null || pip install --quiet confluent-kafka
+	python3 -c "import confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf" 2>/dev/null \
+		|| pip install --quiet "confluent-kafka[avro,protobuf,schemaregistry]"
 	python3 bench/kafka.py
 
 bench-kinesis:

@@ -846,6 +846,78 @@ fn slice<K, P>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_formats::RecordMeta;
+
+    /// Reads `ok` as one row; `down` as a registry that cannot be asked.
+    struct Registryish;
+
+    impl Decoder for Registryish {
+        fn decode(
+            &self,
+            payload: &[u8],
+            _: &RecordMeta<'_>,
+            out: &mut Vec<u8>,
+        ) -> Result<u32, RecordError> {
+            match payload {
+                b"ok" => {
+                    out.push(1);
+                    Ok(1)
+                }
+                _ => Err(RecordError {
+                    code: ErrorCode::SchemaUnavailable,
+                    message: "registry down".into(),
+                }),
+            }
+        }
+
+        fn read(&self, _: &[u8]) -> Result<(Option<u32>, sonic_rs::Value), RecordError> {
+            unreachable!("not used by batches")
+        }
+    }
+
+    fn record<'a>(key: &'a String, offset: i64, payload: &'a [u8]) -> Record<'a, String, i64> {
+        Record {
+            key,
+            epoch: 1,
+            position: offset,
+            payload,
+            meta: RecordMeta::default(),
+        }
+    }
+
+    /// A record whose schema cannot be had halts the batch: neither it
+    /// nor anything after it is taken, and a key it would have opened is
+    /// not left behind with the record's position (which a flush would
+    /// commit past the record).
+    #[test]
+    fn a_halt_takes_nothing_from_the_record_on() {
+        let mut batch: Batch<String, i64> = Batch::new(
+            Uuid::nil(),
+            Box::new(Registryish),
+            BatchLimits::for_pipe(
+                &sluice_model::PipeSettings::default(),
+                sluice_model::ReplicaSize::default(),
+            ),
+            1 << 20,
+            "S".into(),
+            Metrics::new("p", "p", "kafka", 0),
+            Arc::new(Counters::default()),
+        );
+        let (a, b) = ("t/0".to_owned(), "t/1".to_owned());
+        batch.add(record(&a, 5, b"ok"));
+        batch.add(record(&b, 9, b"down"));
+        batch.add(record(&a, 6, b"ok"));
+        assert_eq!(
+            batch.halted.as_ref().map(|e| e.code),
+            Some(ErrorCode::SchemaUnavailable)
+        );
+        let keys = batch.take();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), [&a]);
+        assert_eq!(
+            (keys[&a].first, keys[&a].last, keys[&a].row_count),
+            (5, 5, 1)
+        );
+    }
 
     #[test]
     fn tokens_are_deterministic_and_name_single_ranges() {

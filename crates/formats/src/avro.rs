@@ -25,9 +25,9 @@ use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use chrono::{DateTime, NaiveDate};
-use sonic_rs::{Array, JsonContainerTrait, Object, Value as Json};
+use sonic_rs::{Array, Object, Value as Json};
 
-use crate::json::{encode_row, virtual_values};
+use crate::json::encode_record;
 use crate::row::{RecordError, RecordMeta, RowPlan};
 use crate::schema::{confluent_frame, parsing, RegisteredSchema, SchemaError, SchemaSource};
 use crate::Decoder;
@@ -125,20 +125,8 @@ impl Decoder for AvroDecoder {
         meta: &RecordMeta<'_>,
         out: &mut Vec<u8>,
     ) -> Result<u32, RecordError> {
-        let (_, json) = self.read(payload)?;
-        let Some(object) = json.as_object() else {
-            return Err(parsing(
-                "the Avro schema is not a record; a row needs one".into(),
-            ));
-        };
-        let virtuals = self
-            .plan
-            .uses_virtual
-            .then(|| virtual_values(payload, meta));
-        let start = out.len();
-        encode_row(&self.plan, object, virtuals.as_ref(), out)
-            .inspect_err(|_| out.truncate(start))?;
-        Ok(1)
+        let (_, record) = self.read(payload)?;
+        encode_record(&self.plan, &record, payload, meta, out)
     }
 
     fn read(&self, payload: &[u8]) -> Result<(Option<u32>, Json), RecordError> {

@@ -128,6 +128,27 @@ impl JsonDecoder {
     }
 }
 
+/// One row from a record another format read as JSON (Avro, Protobuf):
+/// the record must be an object; on error nothing is appended.
+pub(crate) fn encode_record(
+    plan: &RowPlan,
+    record: &Json,
+    payload: &[u8],
+    meta: &RecordMeta<'_>,
+    out: &mut Vec<u8>,
+) -> Result<u32, RecordError> {
+    let Some(object) = record.as_object() else {
+        return Err(RecordError {
+            code: ErrorCode::DataParsingError,
+            message: "the message is not a record; a row needs one".into(),
+        });
+    };
+    let virtuals = plan.uses_virtual.then(|| virtual_values(payload, meta));
+    let start = out.len();
+    encode_row(plan, object, virtuals.as_ref(), out).inspect_err(|_| out.truncate(start))?;
+    Ok(1)
+}
+
 /// One row of the plan's columns from a JSON object (a JSON message's, or
 /// another format's record read as one), appended to `out`.
 pub(crate) fn encode_row(

@@ -144,6 +144,26 @@ async fn wait_for_rows(clickhouse: &ClickHouse, table: &str, rows: u64) {
     );
 }
 
+/// Appends `records`, written by confluent-kafka's AvroSerializer with
+/// `schema` (registered under `<topic>-value`), to the topic.
+fn produce_avro(registry: &TestRegistry, topic: &str, schema: &str, records: &[Value]) {
+    let messages = keyed(confluent_serialize(
+        &registry.url,
+        None,
+        topic,
+        ConfluentSerializer::Avro { schema },
+        records,
+    ));
+    produce(&producer(), topic, &messages);
+}
+
+/// A fresh topic named after `prefix`.
+async fn topic(prefix: &str, partitions: i32) -> String {
+    let topic = format!("{prefix}-{}", uuid::Uuid::new_v4().simple());
+    create_topic(&topic, partitions).await;
+    topic
+}
+
 fn keyed(payloads: Vec<Vec<u8>>) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
     payloads
         .into_iter()
@@ -503,16 +523,13 @@ async fn a_registry_outage_degrades_the_pipe_and_loses_nothing() {
     let registry = TestRegistry::start(None).await;
     let clickhouse = ClickHouse::create_modern().await;
     let services = Services::start().await;
-    let topic = format!("outage-{}", uuid::Uuid::new_v4().simple());
-    create_topic(&topic, 2).await;
-    let messages = keyed(confluent_serialize(
-        &registry.url,
-        None,
+    let topic = topic("outage", 2).await;
+    produce_avro(
+        &registry,
         &topic,
-        ConfluentSerializer::Avro { schema: READING },
+        READING,
         &(0..300).map(reading).collect::<Vec<_>>(),
-    ));
-    produce(&producer(), &topic, &messages);
+    );
     registry.state.down.store(true, Ordering::SeqCst);
     let destination = services.create_destination(&clickhouse).await;
     let pipe = services
@@ -604,16 +621,13 @@ async fn the_table_comes_from_the_registered_schema() {
     let registry = TestRegistry::start(None).await;
     let clickhouse = ClickHouse::create_modern().await;
     let services = Services::start().await;
-    let topic = format!("discover-{}", uuid::Uuid::new_v4().simple());
-    create_topic(&topic, 1).await;
-    let messages = keyed(confluent_serialize(
-        &registry.url,
-        None,
+    let topic = topic("discover", 1).await;
+    produce_avro(
+        &registry,
         &topic,
-        ConfluentSerializer::Avro { schema: READING },
+        READING,
         &(0..50).map(reading).collect::<Vec<_>>(),
-    ));
-    produce(&producer(), &topic, &messages);
+    );
     let source = json!({"kafka": {
         "brokers": sluice_e2e::kafka_brokers(), "topics": [topic],
         "format": "AvroConfluent", "schemaRegistry": {"url": registry.url}
@@ -714,16 +728,13 @@ async fn schema_change_mid_stream(evolution: &str) -> (Services, String, ClickHo
     let registry = TestRegistry::start(None).await;
     let clickhouse = ClickHouse::create().await;
     let services = Services::start().await;
-    let topic = format!("evolve-{}", uuid::Uuid::new_v4().simple());
-    create_topic(&topic, 2).await;
-    let v1 = keyed(confluent_serialize(
-        &registry.url,
-        None,
+    let topic = topic("evolve", 2).await;
+    produce_avro(
+        &registry,
         &topic,
-        ConfluentSerializer::Avro { schema: EVENT_V1 },
+        EVENT_V1,
         &(0..100).map(event_v1).collect::<Vec<_>>(),
-    ));
-    produce(&producer(), &topic, &v1);
+    );
     let destination = services.create_destination(&clickhouse).await;
     let pipe = services
         .create_and_start(json!({
@@ -742,14 +753,12 @@ async fn schema_change_mid_stream(evolution: &str) -> (Services, String, ClickHo
         .await;
     wait_for_rows(&clickhouse, "events", 100).await;
     // The producer moves to V2 while the pipe runs.
-    let v2 = keyed(confluent_serialize(
-        &registry.url,
-        None,
+    produce_avro(
+        &registry,
         &topic,
-        ConfluentSerializer::Avro { schema: EVENT_V2 },
+        EVENT_V2,
         &(100..200).map(event_v2).collect::<Vec<_>>(),
-    ));
-    produce(&producer(), &topic, &v2);
+    );
     wait_for_rows(&clickhouse, "events", 200).await;
     drop(registry);
     (services, pipe, clickhouse)

@@ -21,6 +21,9 @@ export type Column = Schemas["Column"];
 export type FieldMapping = Schemas["FieldMapping"];
 export type KafkaSource = Schemas["KafkaSource"];
 export type KinesisSource = Schemas["KinesisSource"];
+export type Format = Schemas["Format"];
+export type SchemaRegistry = Schemas["SchemaRegistry"];
+export type RegistryAuthentication = Schemas["RegistryAuthentication"];
 
 export type Session = Schemas["Session"];
 export type KeyRole = Schemas["KeyRole"];

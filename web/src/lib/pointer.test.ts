@@ -20,6 +20,34 @@ describe("pointerToField", () => {
     expect(pointerToField("/source/kinesis/iamRole")).toEqual({ step: 2, field: "kinesis.iamRole" });
   });
 
+  it("maps the format fields of either source to the connection step", () => {
+    for (const kind of ["kafka", "kinesis"]) {
+      const at = (rest: string) => pointerToField(`/source/${kind}/${rest}`);
+      expect(at("format")).toEqual({ step: 2, field: "format.format" });
+      expect(at("schemaRegistry")).toEqual({ step: 2, field: "format.registryUrl" });
+      expect(at("schemaRegistry/url")).toEqual({ step: 2, field: "format.registryUrl" });
+      expect(at("schemaRegistry/authentication")).toEqual({ step: 2, field: "format.registryAuthentication" });
+      expect(at("schemaRegistry/credentials")).toEqual({ step: 2, field: "format.registryAuthentication" });
+      expect(at("schemaRegistry/credentials/username")).toEqual({ step: 2, field: "format.registryUsername" });
+      expect(at("schemaRegistry/credentials/password")).toEqual({ step: 2, field: "format.registryPassword" });
+      expect(at("schemaRegistry/caCertificate")).toEqual({ step: 2, field: "format.registryCaCertificate" });
+      expect(at("avroSchema")).toEqual({ step: 2, field: "format.avroSchema" });
+      expect(at("protobufSchema")).toEqual({ step: 2, field: "format.protobufSchema" });
+      expect(at("messageType")).toEqual({ step: 2, field: "format.messageType" });
+    }
+    // A file's own problem names it, with `/` escaped.
+    expect(pointerToField("/source/kafka/protobufSchema/shop~1orders.proto")).toEqual({ step: 2, field: "format.protobufFile.shop/orders.proto" });
+    // The Kafka credentials and CA are not the registry's.
+    expect(pointerToField("/source/kafka/credentials/password")).toEqual({ step: 2, field: "kafka.password" });
+    expect(pointerToField("/source/kafka/caCertificate")).toEqual({ step: 2, field: "kafka.caCertificate" });
+    const mapped = mapFieldErrors([
+      { pointer: "/destination/table", message: "must not be empty" },
+      { pointer: "/source/kinesis/schemaRegistry/url", message: "must use http or https" },
+    ]);
+    expect(mapped.firstStep).toBe(2);
+    expect(mapped.fields["format.registryUrl"]).toBe("must use http or https");
+  });
+
   it("maps topic, stream and starting position to step 3", () => {
     expect(pointerToField("/source/kafka/topics")).toEqual({ step: 3, field: "kafka.topic" });
     expect(pointerToField("/source/kafka/topics/0")).toEqual({ step: 3, field: "kafka.topic" });
@@ -89,7 +117,7 @@ describe("pointerToField", () => {
   });
 
   it("stepOfField agrees with pointerToField", () => {
-    for (const p of ["/name", "/source/kafka/brokers", "/source/kafka/topics", "/source/kinesis/streamName", "/source/kinesis/secretKey", "/destination/table", "/destination/permissions", "/scaling/replicas", "/settings/a"]) {
+    for (const p of ["/name", "/source/kafka/brokers", "/source/kafka/format", "/source/kinesis/avroSchema", "/source/kafka/protobufSchema/a.proto", "/source/kafka/schemaRegistry/credentials/password", "/source/kafka/topics", "/source/kinesis/streamName", "/source/kinesis/secretKey", "/destination/table", "/destination/permissions", "/scaling/replicas", "/settings/a"]) {
       const t = pointerToField(p);
       if (t.field !== "form") expect(stepOfField(t.field), p).toBe(t.step);
     }

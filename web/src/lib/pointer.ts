@@ -1,6 +1,7 @@
 // Maps the JSON Pointers of the API's field errors (into a PipeSpec, or into
 // `{source: …}` bodies, which share the `/source/...` pointers) to the
 // wizard step and field that show them.
+import { protoFileKey } from "./messageFormat";
 import type { SpecOwners } from "./wizard";
 
 export interface FieldTarget {
@@ -27,7 +28,6 @@ const KAFKA: Record<string, FieldTarget> = {
   consumerGroup: { step: 3, field: "form" },
   offset: { step: 3, field: "kafka.offset" },
   readCommitted: { step: 3, field: "kafka.readCommitted" },
-  format: { step: 3, field: "form" },
 };
 
 const KAFKA_CREDENTIALS: Record<string, string> = {
@@ -48,8 +48,38 @@ const KINESIS: Record<string, FieldTarget> = {
   accessKey: { step: 2, field: "kinesis.accessKeyId" },
   iamRole: { step: 2, field: "kinesis.iamRole" },
   externalId: { step: 2, field: "kinesis.externalId" },
-  format: { step: 3, field: "form" },
 };
+
+const REGISTRY_CREDENTIALS: Record<string, string> = {
+  username: "format.registryUsername",
+  password: "format.registryPassword",
+};
+
+/**
+ * The format fields, the same under `/source/kafka` and `/source/kinesis`
+ * and shown on the connection step; null for any other field.
+ */
+function formatTarget(field: string | undefined, sub: string | undefined, subsub: string | undefined): FieldTarget | null {
+  const at = (f: string): FieldTarget => ({ step: 2, field: f });
+  switch (field) {
+    case "format":
+      return at("format.format");
+    case "schemaRegistry":
+      if (sub === "credentials") return at((subsub && REGISTRY_CREDENTIALS[subsub]) || "format.registryAuthentication");
+      if (sub === "authentication") return at("format.registryAuthentication");
+      if (sub === "caCertificate") return at("format.registryCaCertificate");
+      return at("format.registryUrl");
+    case "avroSchema":
+      return at("format.avroSchema");
+    case "protobufSchema":
+      // One file's problem names the file: `/protobufSchema/shop~1orders.proto`.
+      return at(sub ? protoFileKey(sub) : "format.protobufSchema");
+    case "messageType":
+      return at("format.messageType");
+    default:
+      return null;
+  }
+}
 
 const REVIEW: FieldTarget = { step: 7, field: "form" };
 
@@ -63,13 +93,17 @@ export function pointerToField(
   owners: SpecOwners = { columns: [], fieldMappings: [] },
   mode: "new" | "existing" = "new",
 ): FieldTarget {
-  const [top, second, third, fourth] = parsePointer(pointer);
+  const [top, second, third, fourth, fifth] = parsePointer(pointer);
   switch (top) {
     case "name":
       return { step: 2, field: "name" };
     case "description":
       return { step: 2, field: "description" };
     case "source": {
+      if (second === "kafka" || second === "kinesis") {
+        const format = formatTarget(third, fourth, fifth);
+        if (format) return format;
+      }
       if (second === "kafka") {
         if (third === "credentials" && fourth && KAFKA_CREDENTIALS[fourth]) {
           return { step: 2, field: KAFKA_CREDENTIALS[fourth] };
@@ -155,7 +189,7 @@ const STEP2_FIELDS = /^(name|description|kafka\.(brokers|authentication|username
 
 /** The wizard step that shows a field key. */
 export function stepOfField(field: string): number {
-  if (STEP2_FIELDS.test(field)) return 2;
+  if (STEP2_FIELDS.test(field) || field.startsWith("format.")) return 2;
   if (field.startsWith("kafka.") || field.startsWith("kinesis.")) return 3;
   if (field.startsWith("destination.") || field.startsWith("column.") || field.startsWith("mapping.")) return 4;
   if (field === "permissions") return 5;

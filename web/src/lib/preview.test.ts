@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { extractField, previewRows, sampleFields } from "./preview";
+import type { SampleMessage } from "../api/types";
+import { extractField, messageBody, previewRows, sampleFields } from "./preview";
 
 const messages = [
   { value: '{"id":1,"user":{"name":"ann"},"a.b":"literal","tags":["x"]}', valueEncoding: "utf8", partition: 2, offset: 41, key: "k1", timestamp: "2024-05-01T12:00:00Z" },
@@ -37,5 +38,27 @@ describe("preview", () => {
 
   it("lists the sample's fields", () => {
     expect(sampleFields(messages)).toEqual(["a.b", "id", "tags", "user.name"]);
+  });
+
+  // Avro and Protobuf: the API sends each message decoded, or why it cannot be.
+  const avro: SampleMessage[] = [
+    { value: "AAAAAAQCFmN1c3RvbWVyLTE=", valueEncoding: "base64", offset: 5, schemaId: 4, decoded: { id: 1, customer: { name: "customer-1", country: "DE" } } as never },
+    { value: '{"id":2}', valueEncoding: "utf8", offset: 6, decodeError: "unknown magic byte 123" },
+  ];
+
+  it("fills columns from the decoded message, and never from one that cannot be decoded", () => {
+    expect(messageBody(avro[0])).toEqual({ id: 1, customer: { name: "customer-1", country: "DE" } });
+    // Valid JSON, but the format cannot read it: it would go to the error table.
+    expect(messageBody(avro[1])).toBeUndefined();
+    const rows = previewRows(avro, [
+      { name: "id", sourceField: "" },
+      { name: "customer_name", sourceField: "customer.name" },
+      { name: "offset", sourceField: "_offset" },
+    ], "orders");
+    expect(rows).toEqual([
+      { id: "1", customer_name: "customer-1", offset: "5" },
+      { id: null, customer_name: null, offset: "6" },
+    ]);
+    expect(sampleFields(avro)).toEqual(["customer.country", "customer.name", "id"]);
   });
 });

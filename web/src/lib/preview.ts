@@ -58,6 +58,17 @@ export function parseMessage(text: string): unknown {
   }
 }
 
+/**
+ * What a message's columns are filled from: the decoded message for Avro
+ * and Protobuf, else its JSON text. Undefined for a message the pipe
+ * cannot read (it would go to the error table).
+ */
+export function messageBody(message: Pick<SampleMessage, "value" | "valueEncoding" | "decoded" | "decodeError">): unknown {
+  if (message.decodeError) return undefined;
+  if (message.decoded !== undefined && message.decoded !== null) return message.decoded;
+  return isBinary(message) ? undefined : parseMessage(message.value);
+}
+
 /** One preview row per message: column name → display text (`null` when missing). */
 export function previewRows(
   messages: SampleMessage[],
@@ -65,7 +76,7 @@ export function previewRows(
   sourceName: string,
 ): Record<string, string | null>[] {
   return messages.map((m) => {
-    const parsed = isBinary(m) ? undefined : parseMessage(m.value);
+    const parsed = messageBody(m);
     const row: Record<string, string | null> = {};
     for (const c of columns) {
       const field = c.sourceField || c.name;
@@ -95,6 +106,6 @@ export function sampleFields(messages: SampleMessage[]): string[] {
       else found.add(path);
     }
   };
-  for (const m of messages) if (!isBinary(m)) walk(parseMessage(m.value), "", 0);
+  for (const m of messages) walk(messageBody(m), "", 0);
   return [...found].sort();
 }

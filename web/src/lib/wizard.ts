@@ -14,6 +14,7 @@ import type {
   TableColumn,
   TableEngine,
 } from "../api/types";
+import { formatFields, initialFormatState, validateFormat, type FormatState } from "./messageFormat";
 import type { PresetId } from "./presets";
 
 export interface WizardColumn {
@@ -57,6 +58,8 @@ export interface WizardState {
     timestamp: string;
     useEnhancedFanOut: boolean;
   };
+  /** How messages are encoded: the same fields on Kafka and Kinesis sources. */
+  format: FormatState;
   destination: {
     destinationId: string;
     /** Empty: the destination's own database. */
@@ -126,6 +129,7 @@ export function initialWizardState(): WizardState {
       timestamp: "",
       useEnhancedFanOut: false,
     },
+    format: initialFormatState(),
     destination: {
       destinationId: "",
       database: "",
@@ -189,7 +193,7 @@ export function buildSource(state: WizardState): SourceInput {
       kafka.credentials = { certificate: k.certificate, privateKey: k.privateKey };
     }
     if (k.caCertificate.trim()) kafka.caCertificate = k.caCertificate.trim();
-    return { kafka };
+    return { kafka: { ...kafka, ...formatFields(state.format) } };
   }
   const k = state.kinesis;
   const kinesis: KinesisSourceInput = {
@@ -208,7 +212,16 @@ export function buildSource(state: WizardState): SourceInput {
     kinesis.iamRole = k.iamRole.trim();
     if (k.externalId.trim()) kinesis.externalId = k.externalId.trim();
   }
-  return { kinesis };
+  return { kinesis: { ...kinesis, ...formatFields(state.format) } };
+}
+
+/**
+ * The source without its format: enough to list topics and streams, which
+ * do not depend on it, and the API then does not refuse the listing for
+ * a format setting still being typed.
+ */
+export function connectionSource(state: WizardState): SourceInput {
+  return buildSource({ ...state, format: { ...state.format, format: "JSONEachRow" } });
 }
 
 /** The topic or stream the wizard reads. */
@@ -361,6 +374,7 @@ export function validateStep(step: number, state: WizardState): FieldErrors {
         errors["kinesis.iamRole"] = "A role ARN such as arn:aws:iam::123456789012:role/reader.";
       }
     }
+    Object.assign(errors, validateFormat(state.format));
   }
   if (step === 3) {
     if (state.kind === "kafka") {

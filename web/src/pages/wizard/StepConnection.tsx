@@ -4,8 +4,10 @@ import type { KafkaAuthentication, KinesisAuthentication, SourceCheck } from "..
 import { Button, Field } from "../../components/ui";
 import { mapFieldErrors } from "../../lib/pointer";
 import { portHint, presetById } from "../../lib/presets";
+import { usesRegistry } from "../../lib/messageFormat";
 import { buildSource, isSasl } from "../../lib/wizard";
 import { TextInput, setKafka, setKinesis, type StepCtx } from "./common";
+import { MessageFormat } from "./MessageFormat";
 
 const KAFKA_AUTH: { value: KafkaAuthentication; label: string }[] = [
   { value: "NONE", label: "None (plaintext)" },
@@ -53,6 +55,7 @@ export function StepConnection({ ctx }: { ctx: StepCtx }) {
         />
       </div>
       {state.kind === "kafka" ? <KafkaConnection ctx={ctx} presetLabel={preset.label} /> : <KinesisConnection ctx={ctx} />}
+      <MessageFormat ctx={ctx} />
       <ConnectionCheck ctx={ctx} />
     </div>
   );
@@ -307,6 +310,11 @@ function ConnectionCheck({ ctx }: { ctx: StepCtx }) {
           </>
         )}
       </div>
+      {usesRegistry(ctx.state.format) && (
+        <p className="muted small check-note" data-testid="registry-check-note">
+          The test checks the {ctx.state.kind === "kafka" ? "brokers" : "stream service"} and the format settings; the schema registry is first asked when the next step reads a sample.
+        </p>
+      )}
     </div>
   );
 }

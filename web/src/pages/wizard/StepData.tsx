@@ -1,7 +1,8 @@
 import { useMemo, useState } from "react";
-import type { IteratorType, OffsetStrategy, SampleMessage } from "../../api/types";
+import type { Format, IteratorType, OffsetStrategy, SampleMessage } from "../../api/types";
 import { Button, ErrorState, Field, Loading } from "../../components/ui";
 import { formatTime } from "../../lib/format";
+import { decodeSummary, sampleFormatHint } from "../../lib/messageFormat";
 import { isBinary, parseMessage } from "../../lib/preview";
 import { RadioCards, TextInput, setKafka, setKinesis, type StepCtx } from "./common";
 
@@ -37,6 +38,7 @@ export function StepData({ ctx, items, sample, reloadItems, reloadSample }: Prop
   );
   const select = (name: string) => (kafka ? setKafka(ctx, { topic: name }) : setKinesis(ctx, { streamName: name }));
   const fieldKey = kafka ? "kafka.topic" : "kinesis.streamName";
+  const hint = useMemo(() => sampleFormatHint(sample.data ?? [], state.format.format), [sample.data, state.format.format]);
 
   return (
     <div className="stack">
@@ -94,6 +96,7 @@ export function StepData({ ctx, items, sample, reloadItems, reloadSample }: Prop
         <div className="section-head">
           <h3 id="sample-title" className="section-title">
             {kafka ? "Newest messages" : "Sample records"} {selected && <span className="muted">from {selected}</span>}
+            {state.format.format !== "JSONEachRow" && <span className="muted"> read as {state.format.format}</span>}
           </h3>
           <Button small onClick={reloadSample} busy={sample.loading} disabled={!selected} data-testid="sample-refresh">
             Refresh
@@ -104,41 +107,105 @@ export function StepData({ ctx, items, sample, reloadItems, reloadSample }: Prop
         ) : sample.loading && !sample.data ? (
           <Loading label={kafka ? "Reading the newest messages…" : "Reading records…"} />
         ) : sample.error ? (
-          <ErrorState error={sample.error} onRetry={reloadSample} busy={sample.loading} />
+          <div className="stack" data-testid="sample-error">
+            <ErrorState error={sample.error} onRetry={reloadSample} busy={sample.loading} />
+            {state.format.format !== "JSONEachRow" && (
+              <div>
+                <Button small onClick={() => ctx.goTo(2)} data-testid="sample-change-format">
+                  Check the message format
+                </Button>
+              </div>
+            )}
+          </div>
         ) : sample.data && sample.data.length === 0 ? (
           <p className="muted" data-testid="sample-empty">
-            No messages yet in this {noun}. You can still go on: add the columns by hand in the next step, or refresh once data arrives.
+            No messages yet in this {noun}. You can still go on:{" "}
+            {state.format.format === "JSONEachRow" ? "add the columns by hand in the next step, or refresh once data arrives." : "the next step reads the columns from the schema."}
           </p>
         ) : (
-          <SampleList messages={sample.data ?? []} />
+          <>
+            {hint && (
+              <div className="notice notice-warn" data-testid="sample-format-hint">
+                <p>{hint}</p>
+                <Button small onClick={() => ctx.goTo(2)} data-testid="sample-change-format">
+                  Change the message format
+                </Button>
+              </div>
+            )}
+            <SampleList messages={sample.data ?? []} format={state.format.format} />
+          </>
         )}
       </section>
     </div>
   );
 }
 
-export function SampleList({ messages }: { messages: SampleMessage[] }) {
+export function SampleList({ messages, format }: { messages: SampleMessage[]; format: Format }) {
+  const [view, setView] = useState<"decoded" | "raw">("decoded");
+  const summary = decodeSummary(messages);
+  const decoding = format !== "JSONEachRow";
   return (
-    <ol className="sample-list" data-testid="sample-messages">
-      {messages.map((m, i) => {
-        const binary = isBinary(m);
-        const parsed = binary ? undefined : parseMessage(m.value);
-        return (
-          <li key={`${m.partition ?? m.shardId}-${m.offset ?? m.sequenceNumber}-${i}`} className="sample-item" data-testid="sample-message">
-            <div className="sample-meta">
-              {m.partition !== undefined && m.partition !== null && <span>partition {m.partition}</span>}
-              {m.offset !== undefined && m.offset !== null && <span>offset {m.offset}</span>}
-              {m.shardId && <span>{m.shardId}</span>}
-              {m.sequenceNumber && <span title={m.sequenceNumber}>seq …{m.sequenceNumber.slice(-8)}</span>}
-              {m.key && <span>key {m.key}</span>}
-              {m.timestamp && <span>{formatTime(m.timestamp)}</span>}
-              {binary ? <span className="text-warn">binary (base64)</span> : parsed === undefined && <span className="text-warn">not JSON</span>}
+    <div className="stack">
+      {decoding && (
+        <div className="section-head">
+          <p className={summary.failed ? "text-warn" : "muted"} data-testid="sample-summary" data-decoded={summary.decoded} data-failed={summary.failed}>
+            {summary.failed === 0
+              ? `All ${messages.length} read as ${format}`
+              : `${summary.decoded} of ${messages.length} read as ${format}; ${summary.failed} cannot be read and would go to the error table`}
+            {summary.schemaIds.length > 0 && ` (schema id${summary.schemaIds.length === 1 ? "" : "s"} ${summary.schemaIds.join(", ")})`}.
+          </p>
+          {summary.decoded > 0 && (
+            <div className="segmented" role="group" aria-label="Show messages">
+              <button type="button" aria-pressed={view === "decoded"} onClick={() => setView("decoded")} data-testid="sample-view-decoded">
+                Decoded
+              </button>
+              <button type="button" aria-pressed={view === "raw"} onClick={() => setView("raw")} data-testid="sample-view-raw">
+                Raw
+              </button>
             </div>
-            <pre className="sample-value">{parsed !== undefined ? JSON.stringify(parsed, null, 2) : m.value}</pre>
-          </li>
-        );
-      })}
-    </ol>
+          )}
+        </div>
+      )}
+      <ol className="sample-list" data-testid="sample-messages">
+        {messages.map((m, i) => {
+          const binary = isBinary(m);
+          const decoded = m.decoded !== undefined && m.decoded !== null && view === "decoded";
+          const parsed = decoded || binary || decoding ? undefined : parseMessage(m.value);
+          return (
+            <li
+              key={`${m.partition ?? m.shardId}-${m.offset ?? m.sequenceNumber}-${i}`}
+              className="sample-item"
+              data-testid="sample-message"
+              data-decoded={decoded ? "true" : undefined}
+              data-decode-error={m.decodeError ? "true" : undefined}
+            >
+              <div className="sample-meta">
+                {m.partition !== undefined && m.partition !== null && <span>partition {m.partition}</span>}
+                {m.offset !== undefined && m.offset !== null && <span>offset {m.offset}</span>}
+                {m.shardId && <span>{m.shardId}</span>}
+                {m.sequenceNumber && <span title={m.sequenceNumber}>seq …{m.sequenceNumber.slice(-8)}</span>}
+                {m.key && <span>key {m.key}</span>}
+                {m.timestamp && <span>{formatTime(m.timestamp)}</span>}
+                {m.schemaId !== undefined && m.schemaId !== null && (
+                  <span className="tag" data-testid="sample-schema-id" data-schema-id={m.schemaId}>
+                    schema id {m.schemaId}
+                  </span>
+                )}
+                {decoded ? null : binary ? <span className="text-warn">binary (base64)</span> : !decoding && parsed === undefined && <span className="text-warn">not JSON</span>}
+              </div>
+              {m.decodeError && (
+                <p className="sample-error" data-testid="sample-decode-error">
+                  Cannot be read as {format}: {m.decodeError}. The pipe would put this message in the error table.
+                </p>
+              )}
+              <pre className="sample-value" data-testid={decoded ? "sample-decoded" : "sample-raw"}>
+                {decoded ? JSON.stringify(m.decoded, null, 2) : parsed !== undefined ? JSON.stringify(parsed, null, 2) : m.value}
+              </pre>
+            </li>
+          );
+        })}
+      </ol>
+    </div>
   );
 }
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState, type FormEvent } from "react";
 import { ApiError, api, call, errorMessage } from "../../api/client";
-import type { DestinationSpecInput, DiscoveredColumn, SampleMessage, TableEngine } from "../../api/types";
+import type { DestinationSpecInput, SampleMessage, SchemaDiscovery, TableEngine } from "../../api/types";
 import { useToast } from "../../components/Toasts";
 import { Button, ErrorState, Field, FieldError, Loading, Spinner } from "../../components/ui";
 import { usePoll } from "../../lib/hooks";
@@ -44,7 +44,7 @@ const ENGINES: { value: TableEngine; label: string; description: string }[] = [
 interface Props {
   ctx: StepCtx;
   sample: SampleMessage[];
-  discovery: Loadable<DiscoveredColumn[]>;
+  discovery: Loadable<SchemaDiscovery>;
   reinfer(): void;
 }
 
@@ -237,7 +237,10 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
   const { state } = ctx;
   const d = state.destination;
   const virtuals = virtualColumns(state.kind);
-  const fields = useMemo(() => sampleFields(sample), [sample]);
+  const fromSchema = state.format.format !== "JSONEachRow";
+  const fields = useMemo(() => messageFields(sample, discovery.data), [sample, discovery.data]);
+  // Messages the format cannot read go to the error table: not in the preview.
+  const readable = useMemo(() => sample.filter((m) => !m.decodeError), [sample]);
   const [addField, setAddField] = useState(virtuals[1]?.name ?? "_key");
   // The destination's type families: only types the server has are offered.
   const serverTypes = usePoll(
@@ -272,7 +275,7 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
     clear(ctx, ["destination.columns"]);
   };
 
-  const preview = useMemo(() => previewRows(sample.slice(0, 5), d.columns, sourceName(state)), [sample, d.columns, state]);
+  const preview = useMemo(() => previewRows(readable.slice(0, 5), d.columns, sourceName(state)), [readable, d.columns, state]);
   const byId = new Map(d.columns.map((c) => [c.id, c]));
 
   return (
@@ -309,14 +312,24 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
         <div className="section-head">
           <h3 className="section-title">Columns</h3>
           <div className="actions">
-            {discovery.loading && <Spinner small label="Inferring columns" />}
-            <Button small variant="ghost" onClick={reinfer} disabled={sample.length === 0 || discovery.loading} data-testid="reinfer-columns">
-              Infer again from the sample
+            {discovery.loading && <Spinner small label={fromSchema ? "Reading the schema" : "Inferring columns"} />}
+            <Button small variant="ghost" onClick={reinfer} disabled={(!fromSchema && sample.length === 0) || discovery.loading} data-testid="reinfer-columns">
+              {fromSchema ? "Read the schema again" : "Infer again from the sample"}
             </Button>
           </div>
         </div>
-        {discovery.error && <p className="notice notice-warn">Could not infer columns: {discovery.error}</p>}
-        {sample.length === 0 && d.columns.length === 0 && (
+        {discovery.error && (
+          <div className="notice notice-warn" data-testid="discovery-error">
+            <p>{fromSchema ? `Could not read the columns from the schema: ${discovery.error}` : `Could not infer columns: ${discovery.error}`}</p>
+            {fromSchema && (
+              <Button small onClick={() => ctx.goTo(2)}>
+                Check the message format
+              </Button>
+            )}
+          </div>
+        )}
+        {fromSchema && discovery.data?.schema && !discovery.loading && <SchemaOrigin discovery={discovery.data} />}
+        {!fromSchema && sample.length === 0 && d.columns.length === 0 && (
           <p className="notice">The sample is empty, so no columns could be inferred. Add them below: name, ClickHouse type, and the JSON field (dotted path) that fills each.</p>
         )}
         <FieldError name="destination.columns" error={ctx.errors["destination.columns"]} />
@@ -401,7 +414,7 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
                 {v.name} — {v.description} ({v.type})
               </option>
             ))}
-            <option value="">A JSON field (type it in)</option>
+            <option value="">{fromSchema ? "A message field (type it in)" : "A JSON field (type it in)"}</option>
           </select>
           <Button small onClick={addColumn} data-testid="add-column">
             Add column
@@ -415,9 +428,14 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
         </div>
       </section>
 
-      {sample.length > 0 && d.columns.length > 0 && (
+      {readable.length > 0 && d.columns.length > 0 && (
         <section className="stack">
           <h3 className="section-title">How the sample lands</h3>
+          {readable.length < sample.length && (
+            <p className="muted small">
+              {sample.length - readable.length} of the {sample.length} sample messages cannot be read as {state.format.format} and would go to the error table; they are left out here.
+            </p>
+          )}
           <div className="table-wrap table-scroll">
             <table className="table table-compact" data-testid="preview-table">
               <thead>
@@ -449,7 +467,25 @@ function NewTable({ ctx, sample, discovery, reinfer }: Omit<Props, "ctx"> & { ct
   );
 }
 
-function ExistingTable({ ctx, database, sample, discovery }: { ctx: StepCtx; database: string; sample: SampleMessage[]; discovery: Loadable<DiscoveredColumn[]> }) {
+/** Where the columns came from, when a schema gave them. */
+function SchemaOrigin({ discovery, fields }: { discovery: SchemaDiscovery; fields?: boolean }) {
+  return (
+    <p className="notice" data-testid="schema-origin" data-schema-id={discovery.schemaId ?? undefined}>
+      <span>
+        {fields ? "Fields" : "Columns"} from {discovery.schema}
+        {discovery.schemaId !== undefined && discovery.schemaId !== null && !discovery.schema?.includes(`schema id ${discovery.schemaId}`) ? ` (schema id ${discovery.schemaId})` : ""}.
+        {!fields && discovery.columns.some((c) => c.sourceField.includes(".")) && " Nested records are flattened: a column parent_child is filled from parent.child."}
+      </span>
+    </p>
+  );
+}
+
+/** Field paths for the pickers: the sample's, and a schema's (which lists fields the sample may lack). */
+function messageFields(sample: SampleMessage[], discovery: SchemaDiscovery | undefined): string[] {
+  return [...new Set([...sampleFields(sample), ...(discovery?.columns ?? []).map((c) => c.sourceField)])].sort();
+}
+
+function ExistingTable({ ctx, database, sample, discovery }: { ctx: StepCtx; database: string; sample: SampleMessage[]; discovery: Loadable<SchemaDiscovery> }) {
   const { state } = ctx;
   const d = state.destination;
   const tables = usePoll(
@@ -463,12 +499,10 @@ function ExistingTable({ ctx, database, sample, discovery }: { ctx: StepCtx; dat
   const [tableError, setTableError] = useState<string | null>(null);
   const [loadingTable, setLoadingTable] = useState(false);
 
-  const inferred = useMemo(() => new Map((discovery.data ?? []).map((c) => [c.sourceField, c.type])), [discovery.data]);
+  const discovered = useMemo(() => discovery.data?.columns ?? [], [discovery.data]);
+  const inferred = useMemo(() => new Map(discovered.map((c) => [c.sourceField, c.type])), [discovered]);
   const virtuals = virtualColumns(state.kind);
-  const fields = useMemo(() => {
-    const names = new Set([...sampleFields(sample), ...(discovery.data ?? []).map((c) => c.sourceField)]);
-    return [...names].sort();
-  }, [sample, discovery.data]);
+  const fields = useMemo(() => messageFields(sample, discovery.data), [sample, discovery.data]);
   const typeOf = (field: string) => virtuals.find((v) => v.name === field)?.type ?? inferred.get(field);
 
   async function chooseTable(table: string) {
@@ -481,7 +515,7 @@ function ExistingTable({ ctx, database, sample, discovery }: { ctx: StepCtx; dat
       const mappings: Record<string, string> = {};
       for (const c of info.columns) {
         if (c.defaultKind === "MATERIALIZED" || c.defaultKind === "ALIAS") continue;
-        const byName = fields.find((f) => f === c.name) ?? (discovery.data ?? []).find((x) => x.name === c.name)?.sourceField;
+        const byName = fields.find((f) => f === c.name) ?? discovered.find((x) => x.name === c.name)?.sourceField;
         mappings[c.name] = byName ?? "";
       }
       setDestination(ctx, { existingTable: table, existingColumns: info.columns, mappings });
@@ -514,6 +548,8 @@ function ExistingTable({ ctx, database, sample, discovery }: { ctx: StepCtx; dat
         }
       </Field>
       {tables.data && tables.data.tables.length === 0 && <p className="muted">No tables in {database}. Choose “New table” to have one created.</p>}
+      {state.format.format !== "JSONEachRow" && discovery.data?.schema && <SchemaOrigin discovery={discovery.data} fields />}
+      {state.format.format !== "JSONEachRow" && discovery.error && <p className="notice notice-warn">Could not read the fields from the schema: {discovery.error}</p>}
       {loadingTable && <Loading label="Reading the table's columns…" />}
       {tableError && <ErrorState error={tableError} onRetry={() => void chooseTable(d.existingTable)} />}
       <FieldError name="destination.columns" error={ctx.errors["destination.columns"]} />

@@ -1,6 +1,7 @@
 // Steps 5 to 7: permissions, scaling, review.
 import { ScalingFields } from "../../components/ScalingFields";
 import { FieldError } from "../../components/ui";
+import { describeFormat } from "../../lib/messageFormat";
 import { presetById } from "../../lib/presets";
 import { buildPipeSpec } from "../../lib/wizard";
 import { RadioCards, type StepCtx } from "./common";
@@ -70,6 +71,7 @@ export function StepReview({ ctx }: { ctx: StepCtx }) {
   const summary: [string, string][] = [
     ["Name", spec.name],
     ["Source", src],
+    ["Message format", describeFormat(state.format)],
     ["Destination", `${d.database ? `${d.database}.` : ""}${d.table} (${d.managedTable ? `new ${d.tableDefinition?.engine} table` : "existing table"})`],
     ["Columns", `${d.columns?.length ?? 0}${spec.fieldMappings?.length ? `, ${spec.fieldMappings.length} mapped from other fields` : ""}`],
     ["Permissions", state.permissions === "full" ? "Full access" : "Table only"],

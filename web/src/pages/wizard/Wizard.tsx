@@ -1,13 +1,14 @@
 // The new-pipe wizard (#/new): seven steps, each a form (Enter = Next).
 import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { ApiError, api, call, errorMessage } from "../../api/client";
-import type { DiscoveredColumn, SampleMessage } from "../../api/types";
+import type { SampleMessage, SchemaDiscovery } from "../../api/types";
 import { useToast } from "../../components/Toasts";
 import { Button } from "../../components/ui";
-import { mapFieldErrors, stepOfField } from "../../lib/pointer";
+import { mapFieldErrors, pointerToField, stepOfField } from "../../lib/pointer";
 import { href, navigate } from "../../lib/router";
 import { isBinary } from "../../lib/preview";
-import { STEPS, buildPipeSpec, buildSource, defaultSortingKey, initialWizardState, newColumnId, sourceName, tableNameFor, validateStep, type FieldErrors, type WizardColumn, type WizardState } from "../../lib/wizard";
+import { formatFields } from "../../lib/messageFormat";
+import { STEPS, buildPipeSpec, buildSource, connectionSource, defaultSortingKey, initialWizardState, newColumnId, sourceName, tableNameFor, validateStep, type FieldErrors, type WizardColumn, type WizardState } from "../../lib/wizard";
 import type { StepCtx } from "./common";
 import { StepConnection } from "./StepConnection";
 import { StepData, type Loadable, type SourceItem } from "./StepData";
@@ -17,18 +18,38 @@ import { StepSource } from "./StepSource";
 
 const idle = <T,>(): Loadable<T> => ({ key: "", loading: false });
 
-/** Identifies the connection (not the topic or offsets): lists are refetched when it changes. */
+/** Identifies the connection (not the topic, offsets or format): lists are refetched when it changes. */
 function connectionKey(state: WizardState): string {
-  const s = buildSource({ ...state, kafka: { ...state.kafka, topic: "", offsetStrategy: "from_beginning", offsetTimestamp: "" }, kinesis: { ...state.kinesis, streamName: "", iteratorType: "TRIM_HORIZON", timestamp: "" } });
+  const s = connectionSource({ ...state, kafka: { ...state.kafka, topic: "", offsetStrategy: "from_beginning", offsetTimestamp: "" }, kinesis: { ...state.kinesis, streamName: "", iteratorType: "TRIM_HORIZON", timestamp: "" } });
   return JSON.stringify(s);
+}
+
+/** Identifies what the sample is read as: the sample (and the columns from it) follow it. */
+function formatKey(state: WizardState): string {
+  return JSON.stringify(formatFields(state.format));
 }
 
 function sourceError(e: unknown): string {
   if (e instanceof ApiError) {
-    if (e.fieldErrors.length) return `Check the connection details: ${e.fieldErrors.map((f) => `${f.pointer.split("/").pop()} ${f.message}`).join("; ")}`;
+    if (e.fieldErrors.length) {
+      const format = e.fieldErrors.some((f) => pointerToField(f.pointer).field.startsWith("format."));
+      // The registry's answers (subject not found, ...) come on `/format`, which says nothing more.
+      const field = (pointer: string) => (pointer.endsWith("/format") ? "" : `${pointer.split("/").pop()} `);
+      return `${format ? "Check the message format (step 2)" : "Check the connection details"}: ${e.fieldErrors.map((f) => `${field(f.pointer)}${f.message}`).join("; ")}`;
+    }
     if (e.kind === "source-unreachable") return `Cannot reach the source: ${e.message}`;
   }
   return errorMessage(e);
+}
+
+/**
+ * The connection step's fields a sample or discovery request was refused
+ * for (the registry's answers land on the format): shown there, and the
+ * step is marked.
+ */
+function connectionFieldErrors(e: unknown): Record<string, string> {
+  if (!(e instanceof ApiError) || !e.fieldErrors.length) return {};
+  return Object.fromEntries(Object.entries(mapFieldErrors(e.fieldErrors).fields).filter(([k]) => stepOfField(k) === 2));
 }
 
 export function Wizard() {
@@ -40,7 +61,7 @@ export function Wizard() {
   const [creating, setCreating] = useState(false);
   const [items, setItems] = useState<Loadable<SourceItem[]>>(idle);
   const [sample, setSample] = useState<Loadable<SampleMessage[]>>(idle);
-  const [discovery, setDiscovery] = useState<Loadable<DiscoveredColumn[]>>(idle);
+  const [discovery, setDiscovery] = useState<Loadable<SchemaDiscovery>>(idle);
   const stateRef = useRef(state);
   stateRef.current = state;
   const headingRef = useRef<HTMLHeadingElement>(null);
@@ -70,7 +91,7 @@ export function Wizard() {
     const key = connectionKey(s);
     setItems((prev) => ({ ...prev, key, loading: true, error: undefined }));
     try {
-      const source = buildSource(s);
+      const source = connectionSource(s);
       const list: SourceItem[] =
         s.kind === "kafka"
           ? (await call(api.POST("/v1/sources/topics", { body: { source } }))).topics.map((t) => ({ name: t.name, meta: `${t.partitions} partition${t.partitions === 1 ? "" : "s"}` }))
@@ -86,16 +107,17 @@ export function Wizard() {
 
   const loadSample = useCallback(async () => {
     const s = stateRef.current;
-    const key = `${connectionKey(s)}|${sourceName(s)}`;
+    const key = sampleKeyOf(s);
     if (!sourceName(s)) return;
     setSample((prev) => ({ ...prev, key, loading: true, error: undefined, data: prev.key === key ? prev.data : undefined }));
     try {
       const result = await call(api.POST("/v1/sources/sample", { body: { source: buildSource(s), limit: 10 } }));
       setSample((prev) => (prev.key === key ? { key, data: result.messages, loading: false } : prev));
     } catch (e) {
+      if (sampleKeyOf(stateRef.current) === key) setErrors(connectionFieldErrors(e));
       setSample((prev) => (prev.key === key ? { key, loading: false, error: sourceError(e) } : prev));
     }
-  }, []);
+  }, [setErrors]);
 
   const sampleRef = useRef(sample);
   sampleRef.current = sample;
@@ -106,22 +128,24 @@ export function Wizard() {
     async (replace: boolean) => {
       const s = stateRef.current;
       const current = sampleRef.current;
-      const messages = (current.data ?? []).filter((m) => !isBinary(m));
       const destinationId = s.destination.destinationId || undefined;
       const key = discoveryKey(current.key, destinationId);
-      if (messages.length === 0) return;
+      // Avro and Protobuf: the columns come from the schema, sample or not.
+      const fromSchema = s.format.format !== "JSONEachRow";
+      const messages = fromSchema ? [] : (current.data ?? []).filter((m) => !isBinary(m));
+      if (!fromSchema && messages.length === 0) return;
       setDiscovery({ key, loading: true });
-      const samples = messages.map((m) => m.value);
+      const body = { samples: messages.map((m) => m.value), ...(fromSchema ? { source: buildSource(s) } : {}) };
       try {
         let result;
         try {
-          result = await call(api.POST("/v1/schema-discovery", { body: { samples, destinationId } }));
+          result = await call(api.POST("/v1/schema-discovery", { body: { ...body, destinationId } }));
         } catch (e) {
           // The destination's server decides some types; without it, generic ones.
-          if (!(destinationId && e instanceof ApiError && e.status === 502)) throw e;
-          result = await call(api.POST("/v1/schema-discovery", { body: { samples } }));
+          if (!(destinationId && e instanceof ApiError && e.status === 502 && e.kind !== "source-unreachable")) throw e;
+          result = await call(api.POST("/v1/schema-discovery", { body }));
         }
-        setDiscovery({ key, data: result.columns, loading: false });
+        setDiscovery({ key, data: result, loading: false });
         const existing = stateRef.current.destination.columns;
         if (replace || existing.length === 0 || existing === inferredRef.current) {
           const columns = result.columns.map((c) => ({ id: newColumnId(), name: c.name, type: c.type, sourceField: c.sourceField }));
@@ -138,10 +162,11 @@ export function Wizard() {
         }
         if (result.unparsed > 0) toast.info(`${result.unparsed} sample message${result.unparsed === 1 ? " was" : "s were"} not JSON objects and were left out`);
       } catch (e) {
-        setDiscovery({ key, loading: false, error: errorMessage(e) });
+        setErrors(connectionFieldErrors(e));
+        setDiscovery({ key, loading: false, error: fromSchema ? sourceError(e) : errorMessage(e) });
       }
     },
-    [toast, update],
+    [toast, update, setErrors],
   );
 
   // Entering step 3 (or changing the connection): list topics/streams.
@@ -151,7 +176,7 @@ export function Wizard() {
   }, [step, connKey, items.key, items.loading, loadItems]);
 
   // A topic/stream chosen: read a sample.
-  const sampleKey = `${connKey}|${sourceName(state)}`;
+  const sampleKey = sampleKeyOf(state);
   useEffect(() => {
     // A newer request supersedes one in flight (answers are matched by key).
     if (step >= 3 && sourceName(state) && sample.key !== sampleKey) void loadSample();
@@ -162,7 +187,8 @@ export function Wizard() {
   // (whose server decides some types) or the sample changes.
   const discKey = discoveryKey(sample.key, state.destination.destinationId || undefined);
   useEffect(() => {
-    if (step === 4 && sample.data && sample.data.length > 0 && discovery.key !== discKey && !discovery.loading) void infer(false);
+    const ready = state.format.format !== "JSONEachRow" ? sample.key !== "" : sample.data && sample.data.length > 0;
+    if (step === 4 && ready && discovery.key !== discKey && !discovery.loading) void infer(false);
     if (step === 4 && !state.destination.table && sourceName(state)) update((s) => ({ ...s, destination: { ...s.destination, table: tableNameFor(sourceName(s)) } }));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [step, discKey, sample.data, discovery.loading]);
@@ -274,6 +300,10 @@ export function Wizard() {
       </form>
     </div>
   );
+}
+
+function sampleKeyOf(state: WizardState): string {
+  return `${connectionKey(state)}|${formatKey(state)}|${sourceName(state)}`;
 }
 
 function discoveryKey(sampleKey: string, destinationId: string | undefined): string {

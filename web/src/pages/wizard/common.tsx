@@ -1,6 +1,7 @@
 // What every wizard step gets, and inputs bound to the wizard's errors.
 import type { ReactNode } from "react";
 import { Field } from "../../components/ui";
+import type { FormatState } from "../../lib/messageFormat";
 import type { FieldErrors, WizardState } from "../../lib/wizard";
 
 export interface StepCtx {
@@ -20,6 +21,28 @@ export function setKafka(ctx: StepCtx, patch: Partial<WizardState["kafka"]>) {
 export function setKinesis(ctx: StepCtx, patch: Partial<WizardState["kinesis"]>) {
   ctx.update((s) => ({ ...s, kinesis: { ...s.kinesis, ...patch } }));
   clear(ctx, Object.keys(patch).map((k) => `kinesis.${k}`));
+}
+
+/** Choosing another format or schema source changes what every format field means: all their errors go. */
+const FORMAT_CHOICES = new Set<keyof FormatState>(["format", "avroSource", "protobufSource"]);
+
+export function setFormat(ctx: StepCtx, patch: Partial<FormatState>) {
+  ctx.update((s) => ({ ...s, format: { ...s.format, ...patch } }));
+  const fields = Object.keys(patch) as (keyof FormatState)[];
+  const stale = Object.keys(ctx.errors).filter(
+    (k) =>
+      k.startsWith("format.") &&
+      (fields.some((f) => FORMAT_CHOICES.has(f)) ||
+        fields.some((f) => k === `format.${f}`) ||
+        // The registry's answers (subject not found, ...) show on the format choice.
+        (k === "format.format" && fields.some((f) => f.startsWith("registry") || f === "avroSchema" || f === "readerSchema" || f === "protobufFiles" || f === "messageType")) ||
+        // Both Avro schema texts are the API's avroSchema.
+        (k === "format.avroSchema" && fields.includes("readerSchema")) ||
+        // The Avro pin error shows on the URL while the schema comes from the registry.
+        (k === "format.avroSchema" && fields.includes("registryUrl")) ||
+        (fields.includes("protobufFiles") && (k === "format.protobufSchema" || k.startsWith("format.protobufFile.")))),
+  );
+  if (stale.length) ctx.setErrors(Object.fromEntries(stale.map((k) => [k, undefined])));
 }
 
 export function setDestination(ctx: StepCtx, patch: Partial<WizardState["destination"]>) {
@@ -47,11 +70,13 @@ interface TextInputProps {
   readOnly?: boolean;
   list?: string;
   className?: string;
+  /** Shown instead of the field's own error (another field's error that belongs here). */
+  error?: string;
 }
 
-export function TextInput({ ctx, name, label, value, onChange, hint, type = "text", placeholder, testId, autoComplete = "off", multiline, rows = 4, readOnly, list, className }: TextInputProps) {
+export function TextInput({ ctx, name, label, value, onChange, hint, type = "text", placeholder, testId, autoComplete = "off", multiline, rows = 4, readOnly, list, className, error }: TextInputProps) {
   return (
-    <Field label={label} name={name} hint={hint} error={ctx.errors[name]} className={className}>
+    <Field label={label} name={name} hint={hint} error={error ?? ctx.errors[name]} className={className}>
       {(p) =>
         multiline ? (
           <textarea

@@ -86,6 +86,8 @@ e2e() {
   # The seed serves a schema registry (test scaffolding) and an
   # AvroConfluent topic for the registry wizard test.
   local registry; registry=$(sed -n 's/^registry //p' "$seed_log")
+  local avro_schema; avro_schema=$(sed -n 's/^avro-schema //p' "$seed_log")
+  local proto_file; proto_file=$(sed -n 's/^proto-file //p' "$seed_log")
 
   say "browser tests (screenshots in web/e2e/screenshots/)"
   (cd "$web" && SLUICE_UI_URL=$api SLUICE_ADMIN_TOKEN=$admin SLUICE_VIEWER_TOKEN=$viewer \
@@ -94,6 +96,9 @@ e2e() {
     SLUICE_E2E_CLICKHOUSE_URL=$clickhouse SLUICE_E2E_KAFKA_TOPIC=$topic \
     SLUICE_E2E_KINESIS_STREAM=$stream SLUICE_E2E_DESTINATION_ID=$destination \
     SLUICE_E2E_REGISTRY_URL=$registry SLUICE_E2E_AVRO_TOPIC=$topic-avro \
+    SLUICE_E2E_PROTO_TOPIC=$topic-proto SLUICE_E2E_PLAIN_AVRO_TOPIC=$topic-avro-plain \
+    SLUICE_E2E_PLAIN_PROTO_TOPIC=$topic-proto-plain SLUICE_E2E_AVRO_STREAM=$stream-avro \
+    SLUICE_E2E_AVRO_SCHEMA_FILE=$avro_schema SLUICE_E2E_PROTO_FILE=$proto_file \
     CHROMIUM_PATH=$(chromium_path) npm run --silent e2e)
   kill "$seed" 2>/dev/null || true
   # The tests delete their pipes; what the harness made goes too.

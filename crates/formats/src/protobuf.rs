@@ -130,6 +130,31 @@ impl ProtoSchema {
     pub fn file(&self) -> &FileDescriptor {
         &self.file
     }
+
+    /// The message type a file is most likely about, when nothing says
+    /// which: the first top-level message no other message of the file
+    /// uses as a field (an `Order` rather than the `Customer` it holds),
+    /// else the first.
+    pub fn root_message(&self) -> Option<MessageDescriptor> {
+        fn uses(message: &MessageDescriptor, used: &mut std::collections::HashSet<String>) {
+            for field in message.fields() {
+                if let Kind::Message(inner) = field.kind() {
+                    used.insert(inner.full_name().to_owned());
+                }
+            }
+            for child in message.child_messages() {
+                uses(&child, used);
+            }
+        }
+        let mut used = std::collections::HashSet::new();
+        for message in self.file.messages() {
+            uses(&message, &mut used);
+        }
+        self.file
+            .messages()
+            .find(|m| !used.contains(m.full_name()))
+            .or_else(|| self.file.messages().next())
+    }
 }
 
 /// The message type `message_type` (fully qualified, e.g. `shop.Order`)

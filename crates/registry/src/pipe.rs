@@ -156,9 +156,9 @@ impl SchemaWatch {
     fn compare(&self, id: u32, schema: &RegisteredSchema) -> SeenSchema {
         let (columns, message_type) = match schema {
             RegisteredSchema::Avro(avro) => (avro_columns(avro).unwrap_or_default(), String::new()),
-            // Confluent's serializers write a file's first message type
-            // unless told otherwise; evolution follows that one.
-            RegisteredSchema::Protobuf(proto) => match proto.message_at(&[0]) {
+            // The schema id does not say which of the file's types a
+            // message is; evolution follows the file's root type.
+            RegisteredSchema::Protobuf(proto) => match proto.root_message() {
                 Some(message) => (protobuf_columns(&message), message.full_name().to_owned()),
                 None => (Vec::new(), String::new()),
             },
@@ -329,7 +329,7 @@ pub struct SchemaColumns {
 /// JSONEachRow, whose columns come from samples. From the registry, the
 /// schema the URL pins, else the latest version of the topic's (stream's)
 /// value subject, `<name>-value`; for Protobuf from the registry, the
-/// first message type of that schema.
+/// file's root message type (`ProtoSchema::root_message`).
 pub async fn schema_columns(
     source: &Source,
     egress: Option<Arc<EgressPolicy>>,
@@ -389,7 +389,7 @@ pub async fn schema_columns(
                         schema.kind()
                     )));
                 };
-                let message = proto.message_at(&[0]).ok_or_else(|| {
+                let message = proto.root_message().ok_or_else(|| {
                     FormatError::Permanent(format!("schema id {id} defines no message"))
                 })?;
                 Ok(Some(SchemaColumns {

@@ -148,6 +148,13 @@ fn confluent_message_indexes_pick_the_type() {
         "shop.Order.Line"
     );
     assert!(schema.message_at(&[1]).is_none());
+
+    let nested_first = ProtoSchema::from_registry(
+        "syntax = \"proto3\"; message Customer { string name = 1; } message Order { Customer customer = 1; } message Other { int64 x = 1; }",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(nested_first.root_message().unwrap().full_name(), "Order");
 }
 
 struct OneSchema(Arc<RegisteredSchema>);

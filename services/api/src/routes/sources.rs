@@ -587,7 +587,7 @@ pub struct SchemaDiscoveryRequest {
     /// come from the schema, not from samples: `avroSchema`, the schema
     /// `schemaRegistry.url` pins, else the latest version of the subject
     /// `<topic>-value` (`<stream>-value`); for Protobuf through a registry,
-    /// the schema's first message type. `samples` may then be empty.
+    /// the file's root message type (the first one no other message of the file holds). `samples` may then be empty.
     #[serde(default)]
     pub source: Option<Source>,
 }

@@ -59,8 +59,8 @@ impl DestinationSpec {
     /// password again (`crate::secret::secrets_to_resend`).
     pub fn secret_binding(&self) -> crate::secret::Binding {
         vec![
-            ("url", Some(self.url.clone())),
-            ("username", Some(self.username.clone())),
+            ("url", Some(self.url.clone()), ""),
+            ("username", Some(self.username.clone()), ""),
         ]
     }
 

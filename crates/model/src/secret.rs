@@ -110,42 +110,52 @@ impl SecretBag {
     }
 }
 
-/// What a secret is bound to: the fields that say where it is sent and as
-/// whom (`DestinationSpec::secret_binding`, `PipeSpec::secret_binding`).
-pub type Binding = Vec<(&'static str, Option<String>)>;
+/// What secrets are bound to: each entry is a field that says where a
+/// secret is sent or as whom, its value, and the secret slots it guards
+/// (those whose name starts with the scope; `""` guards every slot)
+/// (`DestinationSpec::secret_binding`, `PipeSpec::secret_binding`).
+pub type Binding = Vec<(&'static str, Option<String>, &'static str)>;
 
 /// Secrets are only ever sent to the endpoint they were given for. When an
-/// edit changes the binding, every stored secret whose slot the edited spec
-/// still has must be sent again; this names the slots (as JSON Pointers
-/// into the request body) that were not. Call it before `SecretBag::fill`.
+/// edit changes a binding entry, every stored secret it guards that the
+/// edited spec still has must be sent again; this names those slots (as
+/// JSON Pointers into the request body) that were not. Call it before
+/// `SecretBag::fill`.
 pub fn secrets_to_resend<'a>(
     before: &Binding,
     after: &Binding,
     edited_slots: impl IntoIterator<Item = (&'static str, &'a mut Option<Secret>)>,
     stored: &SecretBag,
 ) -> Vec<crate::FieldError> {
-    let changed: Vec<&str> = if before.len() == after.len() {
+    let changed: Vec<(&str, &str)> = if before.len() == after.len() {
         before
             .iter()
             .zip(after)
             .filter(|(a, b)| a != b)
-            .map(|((name, _), _)| *name)
+            .map(|((name, _, scope), _)| (*name, *scope))
             .collect()
     } else {
-        after.iter().map(|(name, _)| *name).collect()
+        after
+            .iter()
+            .map(|(name, _, scope)| (*name, *scope))
+            .collect()
     };
-    if changed.is_empty() {
-        return Vec::new();
-    }
     edited_slots
         .into_iter()
         .filter(|(name, slot)| slot.is_none() && stored.0.contains_key(*name))
-        .map(|(name, _)| crate::FieldError {
-            pointer: format!("/{}", name.replace('.', "/")),
-            detail: format!(
-                "must be sent again: {} changed, and a stored secret is only sent to the endpoint it was given for",
-                changed.join(", ")
-            ),
+        .filter_map(|(name, _)| {
+            let why: Vec<&str> = changed
+                .iter()
+                .filter(|(_, scope)| name.starts_with(scope))
+                .map(|(field, _)| *field)
+                .collect();
+            (!why.is_empty()).then(|| crate::FieldError {
+                pointer: format!("/{}", name.replace('.', "/")),
+                detail: format!(
+                    "must be sent again: {} changed, and a stored secret is only sent to the endpoint it was given for",
+                    why.join(", ")
+                ),
+            })
         })
         .collect()
 }
@@ -159,12 +169,12 @@ mod tests {
         let mut stored = SecretBag::default();
         stored.insert("password", Secret::new("old"));
         let before: Binding = vec![
-            ("url", Some("https://a".into())),
-            ("username", Some("u".into())),
+            ("url", Some("https://a".into()), ""),
+            ("username", Some("u".into()), ""),
         ];
         let moved: Binding = vec![
-            ("url", Some("https://evil".into())),
-            ("username", Some("u".into())),
+            ("url", Some("https://evil".into()), ""),
+            ("username", Some("u".into()), ""),
         ];
 
         let mut not_sent: Option<Secret> = None;
@@ -195,14 +205,57 @@ mod tests {
         // Nested slot names become pointers into the body.
         let mut stored = SecretBag::default();
         stored.insert("source.kafka.credentials.password", Secret::new("p"));
-        let mut not_sent: Option<Secret> = None;
+        stored.insert(
+            "source.kafka.schemaRegistry.credentials.password",
+            Secret::new("r"),
+        );
+        let binding = |brokers: &str, registry: &str| -> Binding {
+            vec![
+                (
+                    "source.kafka.brokers",
+                    Some(brokers.into()),
+                    "source.kafka.credentials",
+                ),
+                (
+                    "source.kafka.schemaRegistry.url",
+                    Some(registry.into()),
+                    "source.kafka.schemaRegistry",
+                ),
+            ]
+        };
+        let (mut kafka, mut registry): (Option<Secret>, Option<Secret>) = (None, None);
         let missing = secrets_to_resend(
-            &vec![("source.kafka.brokers", Some("a:9092".into()))],
-            &vec![("source.kafka.brokers", Some("b:9092".into()))],
-            [("source.kafka.credentials.password", &mut not_sent)],
+            &binding("a:9092", "http://r"),
+            &binding("b:9092", "http://r"),
+            [
+                ("source.kafka.credentials.password", &mut kafka),
+                (
+                    "source.kafka.schemaRegistry.credentials.password",
+                    &mut registry,
+                ),
+            ],
             &stored,
         );
+        assert_eq!(missing.len(), 1, "{missing:?}");
         assert_eq!(missing[0].pointer, "/source/kafka/credentials/password");
+        // Each secret is guarded by its own endpoint only.
+        let missing = secrets_to_resend(
+            &binding("a:9092", "http://r"),
+            &binding("a:9092", "http://elsewhere"),
+            [
+                ("source.kafka.credentials.password", &mut kafka),
+                (
+                    "source.kafka.schemaRegistry.credentials.password",
+                    &mut registry,
+                ),
+            ],
+            &stored,
+        );
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(
+            missing[0].pointer,
+            "/source/kafka/schemaRegistry/credentials/password"
+        );
     }
 
     #[test]

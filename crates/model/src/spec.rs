@@ -575,38 +575,63 @@ impl PipeSpec {
     /// these needs the secrets again (`crate::secret::secrets_to_resend`).
     pub fn secret_binding(&self) -> crate::secret::Binding {
         let registry = self.source.format_fields().schema_registry;
-        let mut binding = match &self.source {
-            Source::Kafka(kafka) => vec![
-                ("source.kafka.brokers", Some(kafka.brokers.clone())),
-                (
-                    "source.kafka.authentication",
-                    Some(format!("{:?}", kafka.authentication)),
-                ),
-                (
-                    "source.kafka.credentials.username",
-                    kafka.credentials.as_ref().and_then(|c| c.username.clone()),
-                ),
-            ],
-            Source::Kinesis(kinesis) => vec![
-                ("source.kinesis.region", Some(kinesis.region.clone())),
-                ("source.kinesis.endpoint", kinesis.endpoint.clone()),
-                (
-                    "source.kinesis.accessKey.accessKeyId",
-                    kinesis.access_key.as_ref().map(|k| k.access_key_id.clone()),
-                ),
-                ("source.kinesis.iamRole", kinesis.iam_role.clone()),
-            ],
-        };
-        // The registry's password is only sent to the registry it was
-        // given for, as the same user.
-        binding.push(("schemaRegistry.url", registry.map(|r| r.url.clone())));
-        binding.push((
-            "schemaRegistry.credentials.username",
-            registry
-                .and_then(|r| r.credentials.as_ref())
-                .map(|c| c.username.clone()),
-        ));
-        binding
+        let registry_url = registry.map(|r| r.url.clone());
+        let registry_user = registry
+            .and_then(|r| r.credentials.as_ref())
+            .map(|c| c.username.clone());
+        match &self.source {
+            Source::Kafka(kafka) => {
+                let scope = "source.kafka.credentials";
+                vec![
+                    ("source.kafka.brokers", Some(kafka.brokers.clone()), scope),
+                    (
+                        "source.kafka.authentication",
+                        Some(format!("{:?}", kafka.authentication)),
+                        scope,
+                    ),
+                    (
+                        "source.kafka.credentials.username",
+                        kafka.credentials.as_ref().and_then(|c| c.username.clone()),
+                        scope,
+                    ),
+                    // The registry's password only goes to the registry
+                    // it was given for, as the same user.
+                    (
+                        "source.kafka.schemaRegistry.url",
+                        registry_url,
+                        "source.kafka.schemaRegistry",
+                    ),
+                    (
+                        "source.kafka.schemaRegistry.credentials.username",
+                        registry_user,
+                        "source.kafka.schemaRegistry",
+                    ),
+                ]
+            }
+            Source::Kinesis(kinesis) => {
+                let scope = "source.kinesis.accessKey";
+                vec![
+                    ("source.kinesis.region", Some(kinesis.region.clone()), scope),
+                    ("source.kinesis.endpoint", kinesis.endpoint.clone(), scope),
+                    (
+                        "source.kinesis.accessKey.accessKeyId",
+                        kinesis.access_key.as_ref().map(|k| k.access_key_id.clone()),
+                        scope,
+                    ),
+                    ("source.kinesis.iamRole", kinesis.iam_role.clone(), scope),
+                    (
+                        "source.kinesis.schemaRegistry.url",
+                        registry_url,
+                        "source.kinesis.schemaRegistry",
+                    ),
+                    (
+                        "source.kinesis.schemaRegistry.credentials.username",
+                        registry_user,
+                        "source.kinesis.schemaRegistry",
+                    ),
+                ]
+            }
+        }
     }
 
     pub fn validate(&self) -> Result<(), Vec<FieldError>> {

@@ -1903,6 +1903,46 @@ async fn secrets_stay_bound_to_their_endpoint() {
             reply.text
         );
     }
+
+    // A schema registry's password only goes to the registry it was
+    // given for, as the same user.
+    let mut registry_pipe = kafka_pipe(&destination);
+    registry_pipe["source"]["kafka"]["format"] = json!("AvroConfluent");
+    registry_pipe["source"]["kafka"]["schemaRegistry"] = json!({
+        "url": "http://127.0.0.1:8081", "authentication": "PLAIN",
+        "credentials": {"username": "reader", "password": "registry-secret"}});
+    let created = api.create_pipe(registry_pipe).await;
+    assert!(
+        !created.to_string().contains("registry-secret"),
+        "{created}"
+    );
+    let registry_path = format!("/v1/pipes/{}", created["id"].as_str().unwrap());
+    for patch in [
+        json!({"source": {"kafka": {"schemaRegistry": {"url": trap_url}}}}),
+        json!({"source": {"kafka": {"schemaRegistry": {"credentials": {"username": "other"}}}}}),
+    ] {
+        let reply = api
+            .call(Method::PATCH, &registry_path, Some(patch.clone()))
+            .await;
+        assert_eq!(reply.status, 422, "{patch}: {}", reply.text);
+        assert_eq!(
+            reply.json()["errors"][0]["pointer"],
+            "/source/kafka/schemaRegistry/credentials/password",
+            "{}",
+            reply.text
+        );
+    }
+    let moved = api
+        .call(
+            Method::PATCH,
+            &registry_path,
+            Some(
+                json!({"source": {"kafka": {"schemaRegistry": {"url": trap_url,
+                "credentials": {"password": "registry-secret-2"}}}}}),
+            ),
+        )
+        .await;
+    assert_eq!(moved.status, 200, "{}", moved.text);
 }
 
 /// Before an existing-table pipe exists, the destination is asked: the

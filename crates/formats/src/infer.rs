@@ -536,6 +536,22 @@ pub fn fit_to_server(ty: &ChType, has: &dyn Fn(&str) -> bool) -> ChType {
         ChType::LowCardinality(inner) => {
             ChType::LowCardinality(Box::new(fit_to_server(inner, has)))
         }
+        // Without these a value is kept as its JSON text.
+        ChType::Map(key, value) if has("Map") => ChType::Map(
+            Box::new(fit_to_server(key, has)),
+            Box::new(fit_to_server(value, has)),
+        ),
+        ChType::Variant(types) if has("Variant") => {
+            ChType::Variant(types.iter().map(|t| fit_to_server(t, has)).collect())
+        }
+        ChType::Map(..) | ChType::Variant(_) => ChType::String,
+        ChType::Json => keep_or("JSON", ChType::String),
+        ChType::Tuple(items) => ChType::Tuple(
+            items
+                .iter()
+                .map(|(name, t)| (name.clone(), fit_to_server(t, has)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -1032,6 +1048,13 @@ mod tests {
         assert_eq!(fit("Date32"), "String");
         assert_eq!(fit("Int128"), "String");
         assert_eq!(fit("Nullable(Int64)"), "Nullable(Int64)");
+        assert_eq!(fit("Map(String, Bool)"), "Map(String, UInt8)");
+        assert_eq!(fit("Tuple(a Bool, b Int64)"), "Tuple(a UInt8, b Int64)");
+        let older = |family: &str| old(family) && !matches!(family, "Map" | "Variant" | "JSON");
+        let fit = |t: &str| fit_to_server(&ChType::parse(t).expect("a type"), &older).to_string();
+        assert_eq!(fit("Map(String, Int64)"), "String");
+        assert_eq!(fit("Variant(Int64, String)"), "String");
+        assert_eq!(fit("JSON"), "String");
         let modern = |_: &str| true;
         assert_eq!(
             fit_to_server(&ChType::parse("DateTime64(3)").expect("a type"), &modern).to_string(),

@@ -128,6 +128,14 @@ export async function adminApi(method, path, body) {
   return { status: response.status, body: text ? JSON.parse(text) : null };
 }
 
+/** A query against the stack's ClickHouse (HTTP interface); its text answer. */
+export async function clickhouse(sql) {
+  const response = await fetch(env().clickhouse, { method: "POST", body: sql });
+  const text = await response.text();
+  assert.ok(response.ok, `ClickHouse: ${text}`);
+  return text;
+}
+
 /** Deletes a pipe and waits until it is gone (a running pipe stops first). */
 export async function removePipe(id) {
   if (!id) return;

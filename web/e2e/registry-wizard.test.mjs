@@ -4,7 +4,7 @@
 // (nested records flattened), and rows landing in ClickHouse.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { RUN, adminApi, assertNoPageErrors, env, launch, next, pipeIdOf, removePipe, screenshot, signIn, waitForAttribute } from "./helpers.mjs";
+import { RUN, adminApi, assertNoPageErrors, clickhouse, env, launch, next, pipeIdOf, removePipe, screenshot, signIn, waitForAttribute } from "./helpers.mjs";
 
 let session;
 let pipeId;
@@ -18,13 +18,6 @@ function registryEnv() {
     );
   }
   return { registryUrl: process.env.SLUICE_E2E_REGISTRY_URL.trim(), avroTopic: process.env.SLUICE_E2E_AVRO_TOPIC };
-}
-
-async function clickhouse(sql) {
-  const response = await fetch(env().clickhouse, { method: "POST", body: sql });
-  const text = await response.text();
-  assert.ok(response.ok, `ClickHouse: ${text}`);
-  return text;
 }
 
 before(async () => {

@@ -24,6 +24,7 @@ export type KinesisSource = Schemas["KinesisSource"];
 export type Format = Schemas["Format"];
 export type SchemaRegistry = Schemas["SchemaRegistry"];
 export type RegistryAuthentication = Schemas["RegistryAuthentication"];
+export type SchemaEvolution = Schemas["SchemaEvolution"];
 
 export type Session = Schemas["Session"];
 export type KeyRole = Schemas["KeyRole"];

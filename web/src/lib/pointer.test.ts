@@ -63,6 +63,7 @@ describe("pointerToField", () => {
     expect(pointerToField("/destination/tableDefinition/sortingKey/1")).toEqual({ step: 4, field: "destination.sortingKey" });
     expect(pointerToField("/destination/tableDefinition/partitionBy")).toEqual({ step: 4, field: "destination.partitionBy" });
     expect(pointerToField("/destination/permissions")).toEqual({ step: 5, field: "permissions" });
+    expect(pointerToField("/schemaEvolution")).toEqual({ step: 4, field: "schemaEvolution" });
     expect(pointerToField("/scaling/replicas")).toEqual({ step: 6, field: "scaling.replicas" });
     expect(pointerToField("/scaling/autoscaling/maxReplicas")).toEqual({ step: 6, field: "scaling.maxReplicas" });
     expect(pointerToField("/scaling/autoscaling/minReplicas")).toEqual({ step: 6, field: "scaling.minReplicas" });
@@ -116,8 +117,14 @@ describe("pointerToField", () => {
     expect(mapped.fields.form).toBe("/settings/x: unknown");
   });
 
+  it("shows a refused schemaEvolution on the destination step's option", () => {
+    const mapped = mapFieldErrors([{ pointer: "/schemaEvolution", message: "add_columns needs a managed table" }]);
+    expect(mapped.fields).toEqual({ schemaEvolution: "add_columns needs a managed table" });
+    expect(mapped.firstStep).toBe(4);
+  });
+
   it("stepOfField agrees with pointerToField", () => {
-    for (const p of ["/name", "/source/kafka/brokers", "/source/kafka/format", "/source/kinesis/avroSchema", "/source/kafka/protobufSchema/a.proto", "/source/kafka/schemaRegistry/credentials/password", "/source/kafka/topics", "/source/kinesis/streamName", "/source/kinesis/secretKey", "/destination/table", "/destination/permissions", "/scaling/replicas", "/settings/a"]) {
+    for (const p of ["/name", "/source/kafka/brokers", "/source/kafka/format", "/source/kinesis/avroSchema", "/source/kafka/protobufSchema/a.proto", "/source/kafka/schemaRegistry/credentials/password", "/source/kafka/topics", "/source/kinesis/streamName", "/source/kinesis/secretKey", "/destination/table", "/destination/permissions", "/schemaEvolution", "/scaling/replicas", "/settings/a"]) {
       const t = pointerToField(p);
       if (t.field !== "form") expect(stepOfField(t.field), p).toBe(t.step);
     }

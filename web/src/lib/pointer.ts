@@ -151,6 +151,9 @@ export function pointerToField(
       if (owner.startsWith("mapping.")) return { step: 4, field: owner };
       return { step: 4, field: third === "destinationField" ? `${owner}.name` : `${owner}.sourceField` };
     }
+    case "schemaEvolution":
+      // Offered with a new table, on the destination step.
+      return { step: 4, field: "schemaEvolution" };
     case "scaling":
       if (second === "autoscaling") {
         return { step: 6, field: third === "maxReplicas" ? "scaling.maxReplicas" : "scaling.minReplicas" };
@@ -191,7 +194,7 @@ const STEP2_FIELDS = /^(name|description|kafka\.(brokers|authentication|username
 export function stepOfField(field: string): number {
   if (STEP2_FIELDS.test(field) || field.startsWith("format.")) return 2;
   if (field.startsWith("kafka.") || field.startsWith("kinesis.")) return 3;
-  if (field.startsWith("destination.") || field.startsWith("column.") || field.startsWith("mapping.")) return 4;
+  if (field.startsWith("destination.") || field.startsWith("column.") || field.startsWith("mapping.") || field === "schemaEvolution") return 4;
   if (field === "permissions") return 5;
   if (field.startsWith("scaling.")) return 6;
   return 7;

@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { applyPreset } from "./presets";
-import { buildPipeSpec, buildSource, defaultSortingKey, initialWizardState, tableNameFor, validateStep, type WizardState } from "./wizard";
+import {
+  buildPipeSpec,
+  buildSource,
+  defaultSortingKey,
+  describeSchemaEvolution,
+  initialWizardState,
+  schemaEvolutionOffered,
+  schemaEvolutionSent,
+  tableNameFor,
+  validateStep,
+  type WizardState,
+} from "./wizard";
 
 const DEST = "0190a6f2-8d3b-7c55-9a1e-2f4b5c6d7e8f";
 
@@ -92,6 +103,68 @@ describe("buildPipeSpec: new (managed) table", () => {
     const s = kafkaState();
     s.permissions = "table_only";
     expect(buildPipeSpec(s).spec.destination.permissions).toBe("table_only");
+  });
+});
+
+describe("schema evolution", () => {
+  function registryState(): WizardState {
+    const s = kafkaState();
+    s.format.format = "AvroConfluent";
+    s.format.registryUrl = "http://registry:8081";
+    s.addColumns = true;
+    return s;
+  }
+
+  it("is offered for a registry format into a new table", () => {
+    expect(schemaEvolutionOffered(registryState())).toBe(true);
+    const proto = registryState();
+    proto.format.format = "Protobuf";
+    expect(schemaEvolutionOffered(proto)).toBe(true);
+    proto.format.protobufSource = "files";
+    expect(schemaEvolutionOffered(proto), "plain Protobuf names no writer schema").toBe(false);
+    for (const format of ["JSONEachRow", "Avro"] as const) {
+      const s = registryState();
+      s.format.format = format;
+      expect(schemaEvolutionOffered(s), format).toBe(false);
+    }
+    const existing = registryState();
+    existing.destination.mode = "existing";
+    expect(schemaEvolutionOffered(existing), "an existing table").toBe(false);
+  });
+
+  it("sends add_columns only when ticked, offered and with full permissions", () => {
+    expect(buildPipeSpec(registryState()).spec.schemaEvolution).toBe("add_columns");
+    const unticked = registryState();
+    unticked.addColumns = false;
+    expect(buildPipeSpec(unticked).spec).not.toHaveProperty("schemaEvolution");
+    const tableOnly = registryState();
+    tableOnly.permissions = "table_only";
+    expect(schemaEvolutionSent(tableOnly)).toBeUndefined();
+    expect(buildPipeSpec(tableOnly).spec).not.toHaveProperty("schemaEvolution");
+    // Ticked, then the format changed: what the user ticked stays, but is not sent.
+    const json = registryState();
+    json.format.format = "JSONEachRow";
+    expect(json.addColumns).toBe(true);
+    expect(buildPipeSpec(json).spec).not.toHaveProperty("schemaEvolution");
+    const existing = registryState();
+    existing.destination.mode = "existing";
+    expect(buildPipeSpec(existing).spec).not.toHaveProperty("schemaEvolution");
+  });
+
+  it("is not sent by default", () => {
+    expect(initialWizardState().addColumns).toBe(false);
+    expect(buildPipeSpec(kafkaState()).spec).not.toHaveProperty("schemaEvolution");
+  });
+
+  it("describes itself for the review", () => {
+    expect(describeSchemaEvolution(registryState())).toMatch(/^Add columns/);
+    const unticked = registryState();
+    unticked.addColumns = false;
+    expect(describeSchemaEvolution(unticked)).toMatch(/not loaded/);
+    const tableOnly = registryState();
+    tableOnly.permissions = "table_only";
+    expect(describeSchemaEvolution(tableOnly)).toMatch(/needs full access/);
+    expect(describeSchemaEvolution(kafkaState()), "not offered for JSONEachRow").toBeNull();
   });
 });
 

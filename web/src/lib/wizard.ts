@@ -10,6 +10,7 @@ import type {
   Permissions,
   PipeSpecInput,
   ReplicaSize,
+  SchemaEvolution,
   SourceInput,
   TableColumn,
   TableEngine,
@@ -77,6 +78,11 @@ export interface WizardState {
     mappings: Record<string, string>;
   };
   permissions: Permissions;
+  /**
+   * Add a Nullable column per new field of a newer writer schema. Kept as
+   * the user ticked it; sent only where it applies (schemaEvolutionSent).
+   */
+  addColumns: boolean;
   scaling: {
     replicaSize: ReplicaSize;
     replicas: number;
@@ -144,6 +150,7 @@ export function initialWizardState(): WizardState {
       mappings: {},
     },
     permissions: "full",
+    addColumns: false,
     scaling: { replicaSize: "XS", replicas: 1, autoscaling: false, minReplicas: 1, maxReplicas: 3 },
     startNow: true,
   };
@@ -229,6 +236,34 @@ export function sourceName(state: WizardState): string {
   return state.kind === "kafka" ? state.kafka.topic : state.kinesis.streamName;
 }
 
+/**
+ * Whether the wizard offers schema evolution: the format's messages name a
+ * writer schema in a registry (AvroConfluent, Protobuf through a registry;
+ * not Avro, whose one writer schema is pinned) and Sluice creates the table.
+ */
+export function schemaEvolutionOffered(state: WizardState): boolean {
+  const f = state.format;
+  const registryFormat = f.format === "AvroConfluent" || (f.format === "Protobuf" && f.protobufSource === "registry");
+  return registryFormat && state.destination.mode === "new";
+}
+
+/**
+ * The `schemaEvolution` the spec carries, or undefined (the server's
+ * default, `none`): `add_columns` only when it is ticked, offered, and the
+ * pipe may alter its table (full permissions), as the API requires.
+ */
+export function schemaEvolutionSent(state: WizardState): SchemaEvolution | undefined {
+  return state.addColumns && schemaEvolutionOffered(state) && state.permissions === "full" ? "add_columns" : undefined;
+}
+
+/** One line for the review. */
+export function describeSchemaEvolution(state: WizardState): string | null {
+  if (!schemaEvolutionOffered(state)) return null;
+  if (schemaEvolutionSent(state)) return "Add columns for new fields (Nullable)";
+  if (state.addColumns) return "None: adding columns needs full access";
+  return "None: new fields are not loaded";
+}
+
 /** Field keys of the rows that own each `destination/columns` and `fieldMappings` entry. */
 export interface SpecOwners {
   columns: string[];
@@ -307,6 +342,8 @@ export function buildPipeSpec(state: WizardState): BuiltSpec {
         }
       : { replicas: s.replicas, replicaSize: s.replicaSize },
   };
+  const schemaEvolution = schemaEvolutionSent(state);
+  if (schemaEvolution) spec.schemaEvolution = schemaEvolution;
   return { spec, owners };
 }
 

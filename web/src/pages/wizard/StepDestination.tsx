@@ -8,7 +8,7 @@ import { previewRows, sampleFields } from "../../lib/preview";
 import { useSession } from "../../lib/session";
 import { compatibility, fitType, serverHas } from "../../lib/typeCompat";
 import { defaultColumnName, virtualColumns } from "../../lib/virtualColumns";
-import { newColumnId, plainKeyType, sourceName, type WizardColumn } from "../../lib/wizard";
+import { newColumnId, plainKeyType, schemaEvolutionOffered, sourceName, type WizardColumn } from "../../lib/wizard";
 import { RadioCards, TextInput, clear, setDestination, type StepCtx } from "./common";
 import type { Loadable } from "./StepData";
 
@@ -163,7 +163,47 @@ export function StepDestination({ ctx, sample, discovery, reinfer }: Props) {
       ) : (
         <ExistingTable ctx={ctx} database={database} sample={sample} discovery={discovery} />
       )}
+      <SchemaEvolutionOption ctx={ctx} />
     </div>
+  );
+}
+
+/**
+ * Schema evolution, where it fits: a registry format (each message names
+ * its writer schema) into a table Sluice creates. Also shown, with the
+ * API's answer, when the API refused it.
+ */
+function SchemaEvolutionOption({ ctx }: { ctx: StepCtx }) {
+  const { state } = ctx;
+  const error = ctx.errors.schemaEvolution;
+  if (!schemaEvolutionOffered(state) && !error) return null;
+  return (
+    <section className="stack" data-testid="schema-evolution-section">
+      <h3 className="section-title">Schema evolution</h3>
+      <Field
+        label="When a newer writer schema has new fields"
+        name="schemaEvolution"
+        error={error}
+        hint="New fields of a newer writer schema become Nullable columns; without it they are not loaded and an event says so."
+      >
+        {(p) => (
+          <label className="switch">
+            <input
+              {...p}
+              type="checkbox"
+              checked={state.addColumns}
+              onChange={(e) => {
+                const addColumns = e.target.checked;
+                ctx.update((s) => ({ ...s, addColumns }));
+                ctx.setErrors({ schemaEvolution: undefined });
+              }}
+              data-testid="schema-evolution"
+            />
+            <span>Add columns when the schema gains fields</span>
+          </label>
+        )}
+      </Field>
+    </section>
   );
 }
 

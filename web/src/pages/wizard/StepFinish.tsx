@@ -3,7 +3,7 @@ import { ScalingFields } from "../../components/ScalingFields";
 import { FieldError } from "../../components/ui";
 import { describeFormat } from "../../lib/messageFormat";
 import { presetById } from "../../lib/presets";
-import { buildPipeSpec } from "../../lib/wizard";
+import { buildPipeSpec, describeSchemaEvolution, schemaEvolutionOffered } from "../../lib/wizard";
 import { RadioCards, type StepCtx } from "./common";
 
 export function StepPermissions({ ctx }: { ctx: StepCtx }) {
@@ -36,6 +36,9 @@ export function StepPermissions({ ctx }: { ctx: StepCtx }) {
       {ctx.state.permissions === "table_only" && ctx.state.destination.mode === "new" && (
         <p className="notice notice-warn">A new table needs full access: with “Table only” Sluice creates nothing, so Create refuses a new table. Choose an existing table, or full access.</p>
       )}
+      {ctx.state.permissions === "table_only" && ctx.state.addColumns && schemaEvolutionOffered(ctx.state) && (
+        <p className="notice notice-warn" data-testid="schema-evolution-needs-full">Adding columns for new schema fields alters the table: with “Table only” it is off.</p>
+      )}
     </div>
   );
 }
@@ -67,6 +70,7 @@ export function StepReview({ ctx }: { ctx: StepCtx }) {
   const { state } = ctx;
   const { spec } = buildPipeSpec(state);
   const d = spec.destination;
+  const evolution = describeSchemaEvolution(state);
   const src = state.kind === "kafka" ? `Kafka (${presetById(state.preset).label}) topic ${state.kafka.topic}` : `Kinesis stream ${state.kinesis.streamName} (${state.kinesis.region})`;
   const summary: [string, string][] = [
     ["Name", spec.name],
@@ -75,6 +79,7 @@ export function StepReview({ ctx }: { ctx: StepCtx }) {
     ["Destination", `${d.database ? `${d.database}.` : ""}${d.table} (${d.managedTable ? `new ${d.tableDefinition?.engine} table` : "existing table"})`],
     ["Columns", `${d.columns?.length ?? 0}${spec.fieldMappings?.length ? `, ${spec.fieldMappings.length} mapped from other fields` : ""}`],
     ["Permissions", state.permissions === "full" ? "Full access" : "Table only"],
+    ...(evolution ? ([["Schema evolution", evolution]] as [string, string][]) : []),
     [
       "Scaling",
       `${spec.scaling?.replicas} × ${spec.scaling?.replicaSize}${spec.scaling?.autoscaling ? `, autoscaling ${spec.scaling.autoscaling.minReplicas}–${spec.scaling.autoscaling.maxReplicas}` : ""}`,

@@ -99,6 +99,7 @@ e2e() {
     SLUICE_E2E_PROTO_TOPIC=$topic-proto SLUICE_E2E_PLAIN_AVRO_TOPIC=$topic-avro-plain \
     SLUICE_E2E_PLAIN_PROTO_TOPIC=$topic-proto-plain SLUICE_E2E_AVRO_STREAM=$stream-avro \
     SLUICE_E2E_AVRO_SCHEMA_FILE=$avro_schema SLUICE_E2E_PROTO_FILE=$proto_file \
+    SLUICE_E2E_TYPES_TOPIC=$topic-types \
     CHROMIUM_PATH=$(chromium_path) npm run --silent e2e)
   kill "$seed" 2>/dev/null || true
   # The tests delete their pipes; what the harness made goes too.

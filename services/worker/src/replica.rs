@@ -61,6 +61,10 @@ pub struct Report {
 
 /// How often the replica refreshes its lag, memory and CPU gauges.
 pub const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// Schema changes handled without a pause within `QUICK_RESTART_WINDOW`.
+const MAX_QUICK_RESTARTS: u32 = 3;
+const QUICK_RESTART_WINDOW: Duration = Duration::from_secs(60);
+
 /// Pause after a read error before polling again.
 const SOURCE_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -159,6 +163,8 @@ impl Replica {
     pub async fn run(self) {
         let mut failing = Failing::default();
         let mut backoff = Duration::from_secs(1);
+        let mut restarts = 0;
+        let mut last_restart: Option<Instant> = None;
         loop {
             let outcome = self.run_once(&mut failing).await;
             if self.cancel.is_cancelled() {
@@ -166,10 +172,23 @@ impl Replica {
             }
             let (message, exceeded) = match outcome {
                 Ok(()) => return,
-                Err(RunError::Restart) => {
-                    backoff = Duration::from_secs(1);
+                // One schema change is one restart; the same change over
+                // and over (columns that never appear) must not spin.
+                Err(RunError::Restart)
+                    if restarts < MAX_QUICK_RESTARTS
+                        || last_restart.is_none_or(|at| at.elapsed() > QUICK_RESTART_WINDOW) =>
+                {
+                    if last_restart.is_none_or(|at| at.elapsed() > QUICK_RESTART_WINDOW) {
+                        restarts = 0;
+                    }
+                    restarts += 1;
+                    last_restart = Some(Instant::now());
                     continue;
                 }
+                Err(RunError::Restart) => (
+                    format!("schema evolution: more than {MAX_QUICK_RESTARTS} table changes within a minute; pausing before reading on"),
+                    false,
+                ),
                 Err(RunError::Permanent(message)) => (message, true),
                 Err(RunError::Source(message)) => {
                     let since = *failing.source.get_or_insert_with(Instant::now);

@@ -11,75 +11,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sluice_e2e::{
-    confluent_serialize, create_topic, eventually, produce, producer, ClickHouse,
-    ConfluentSerializer, Services,
+    confluent_serialize, create_topic, eventually, hex, produce, producer, reading, ClickHouse,
+    ConfluentSerializer, Services, READING, STATUSES,
 };
 use sluice_testkit::registry::TestRegistry;
-
-const READING: &str = r#"{"type": "record", "name": "Reading", "namespace": "e2e", "fields": [
-  {"name": "id", "type": "long"},
-  {"name": "small", "type": "int"},
-  {"name": "ok", "type": "boolean"},
-  {"name": "ratio", "type": "float"},
-  {"name": "score", "type": "double"},
-  {"name": "label", "type": "string"},
-  {"name": "note", "type": ["null", "string"], "default": null},
-  {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]}},
-  {"name": "tags", "type": {"type": "array", "items": "string"}},
-  {"name": "attrs", "type": {"type": "map", "values": "long"}},
-  {"name": "customer", "type": {"type": "record", "name": "Customer", "fields": [
-    {"name": "name", "type": "string"}, {"name": "tier", "type": "int"}]}},
-  {"name": "code", "type": {"type": "fixed", "name": "Code", "size": 4}},
-  {"name": "blob", "type": "bytes"},
-  {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": 4}},
-  {"name": "uid", "type": {"type": "string", "logicalType": "uuid"}},
-  {"name": "day", "type": {"type": "int", "logicalType": "date"}},
-  {"name": "clock", "type": {"type": "int", "logicalType": "time-millis"}},
-  {"name": "at_ms", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-  {"name": "at_us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
-  {"name": "at_ns", "type": {"type": "long", "logicalType": "timestamp-nanos"}},
-  {"name": "local_ms", "type": {"type": "long", "logicalType": "local-timestamp-millis"}},
-  {"name": "either", "type": ["string", "long"]},
-  {"name": "span", "type": {"type": "fixed", "name": "Span", "size": 12, "logicalType": "duration"}}
-]}"#;
-
-const STATUSES: [&str; 3] = ["NEW", "PAID", "SHIPPED"];
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn reading(i: u64) -> Value {
-    let mut span = Vec::new();
-    for part in [1u32, 2, 3] {
-        span.extend_from_slice(&part.to_le_bytes());
-    }
-    json!({
-        "id": i,
-        "small": -(i as i64),
-        "ok": i.is_multiple_of(2),
-        "ratio": 0.5,
-        "score": i as f64 * 1.25,
-        "label": format!("r{i}"),
-        "note": if i.is_multiple_of(3) { Value::Null } else { json!(format!("n{i}")) },
-        "status": STATUSES[(i % 3) as usize],
-        "tags": ["a", format!("b{i}")],
-        "attrs": {"x": i},
-        "customer": {"name": format!("c{i}"), "tier": i % 5},
-        "code": {"$hex": hex(b"AB12")},
-        "blob": {"$hex": hex(format!("blob-{i}").as_bytes())},
-        "price": {"$decimal": format!("{i}.1234")},
-        "uid": format!("00000000-0000-4000-8000-{i:012x}"),
-        "day": 19_000 + i,
-        "clock": 3_600_000 + i,
-        "at_ms": 1_700_000_000_000u64 + i,
-        "at_us": 1_700_000_000_000_000u64 + i,
-        "at_ns": 1_700_000_000_000_000_000u64 + i,
-        "local_ms": 1_700_000_000_000u64 + i,
-        "either": if i.is_multiple_of(2) { json!(format!("s{i}")) } else { json!(i) },
-        "span": {"$hex": hex(&span)}
-    })
-}
 
 const READING_COLUMNS: &str = r#"[
   {"name": "id", "type": "UInt64"},

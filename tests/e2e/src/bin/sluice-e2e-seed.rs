@@ -9,7 +9,8 @@
 //! (AvroConfluent, confluent-kafka's AvroSerializer), `<topic>-proto`
 //! (Protobuf, its ProtobufSerializer), `<topic>-avro-plain` (Avro datums
 //! without framing), `<topic>-proto-plain` (plain Protobuf) and the
-//! Kinesis stream `<stream>-avro` (AvroConfluent). The schemas a user
+//! Kinesis stream `<stream>-avro` (AvroConfluent); `<topic>-types` holds
+//! AvroConfluent records of every Avro type (`sluice_e2e::READING`). The schemas a user
 //! would paste or upload are written to files, printed as
 //! `avro-schema <path>` and `proto-file <path>`.
 //!
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sluice_e2e::{
     confluent_serialize, create_stream, create_topic, descriptor_set, kinesis, produce, producer,
-    put_records, ConfluentSerializer,
+    put_records, reading, ConfluentSerializer, READING,
 };
 use sluice_testkit::registry::TestRegistry;
 
@@ -186,6 +187,17 @@ async fn main() {
         (
             Target::Stream(format!("{stream}-avro")),
             avro(&format!("{stream}-avro")),
+        ),
+        // Every type the formats map, for the wizard's table from the schema.
+        (
+            Target::Topic(format!("{topic}-types")),
+            confluent_serialize(
+                &registry.url,
+                None,
+                &format!("{topic}-types"),
+                ConfluentSerializer::Avro { schema: READING },
+                &(0..AVRO_ORDERS as u64).map(reading).collect::<Vec<_>>(),
+            ),
         ),
     ];
     for (target, _) in &feeds {

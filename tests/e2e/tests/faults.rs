@@ -421,10 +421,11 @@ async fn a_lag_burst_autoscales_up_and_back_down() {
     .await;
     wave(&topic, 0, Duration::from_millis(200));
     waves_landed(&clickhouse, 1, "the first wave", 60).await;
-    // At most 1,000 rows per insert, 0.3 s each: about 3,000 rows/s per
-    // replica, so the burst takes one replica half a minute.
+    // At most 1,000 rows per insert, 1 s each: about 1,000 rows/s per
+    // replica, slower than the producer (about 2,000 messages/s on the
+    // test broker), so lag builds while one replica reads the burst.
     clickhouse
-        .query("CREATE MATERIALIZED VIEW slow_down ENGINE = Null AS SELECT sleep(0.3) AS pause FROM events")
+        .query("CREATE MATERIALIZED VIEW slow_down ENGINE = Null AS SELECT sleep(1) AS pause FROM events")
         .await
         .unwrap();
 

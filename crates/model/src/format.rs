@@ -217,6 +217,11 @@ impl FormatFields<'_> {
         let absent = |v: &mut Validation, present: bool, field: &str, why: &str| {
             v.check(!present, format!("{p}/{field}"), why);
         };
+        let not_protobuf = |v: &mut Validation| {
+            let why = "is only used with Protobuf";
+            absent(v, self.protobuf_schema.is_some(), "protobufSchema", why);
+            absent(v, self.message_type.is_some(), "messageType", why);
+        };
         let registry_pin = match self.schema_registry {
             Some(registry) => self.validate_registry(v, &format!("{p}/schemaRegistry"), registry),
             None => None,
@@ -231,18 +236,7 @@ impl FormatFields<'_> {
                     "avroSchema",
                     "is only used with Avro and AvroConfluent",
                 );
-                absent(
-                    v,
-                    self.protobuf_schema.is_some(),
-                    "protobufSchema",
-                    "is only used with Protobuf",
-                );
-                absent(
-                    v,
-                    self.message_type.is_some(),
-                    "messageType",
-                    "is only used with Protobuf",
-                );
+                not_protobuf(v);
             }
             Format::Avro => {
                 match (self.avro_schema, registry_pin) {
@@ -256,18 +250,7 @@ impl FormatFields<'_> {
                     ),
                     _ => {}
                 }
-                absent(
-                    v,
-                    self.protobuf_schema.is_some(),
-                    "protobufSchema",
-                    "is only used with Protobuf",
-                );
-                absent(
-                    v,
-                    self.message_type.is_some(),
-                    "messageType",
-                    "is only used with Protobuf",
-                );
+                not_protobuf(v);
             }
             Format::AvroConfluent => {
                 v.check(
@@ -283,18 +266,7 @@ impl FormatFields<'_> {
                         "pins the reader schema, and so does schemaRegistry.url: keep one",
                     );
                 }
-                absent(
-                    v,
-                    self.protobuf_schema.is_some(),
-                    "protobufSchema",
-                    "is only used with Protobuf",
-                );
-                absent(
-                    v,
-                    self.message_type.is_some(),
-                    "messageType",
-                    "is only used with Protobuf",
-                );
+                not_protobuf(v);
             }
             Format::Protobuf => {
                 absent(
